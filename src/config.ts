@@ -1,0 +1,135 @@
+import ms from "ms";
+import { z } from "zod";
+
+export interface Argon2Params {
+  memoryKib: number;
+  timeCost: number;
+  parallelism: number;
+}
+
+/** Every setting of the service, parsed and checked once at start. */
+export interface Config {
+  host: string;
+  port: number;
+  httpPort: number;
+  /** PostgreSQL URL; undefined means the embedded PGlite in `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  accessTokenTtlMs: number;
+  refreshTokenTtlMs: number;
+  sessionMaxAgeMs: number;
+  /** Leeway for access-token exp/nbf/iat checks. */
+  clockToleranceMs: number;
+  jwtIssuer: string;
+  jwtAudience: string;
+  jwtPrivateKeyPem: string | undefined;
+  jwtPrivateKeyFile: string | undefined;
+  jwtSecret: string | undefined;
+  argon2: Argon2Params;
+  /** How long in-flight calls may run after SIGTERM before they are cut. */
+  shutdownTimeoutMs: number;
+  logLevel: string;
+}
+
+const MAX_CLOCK_TOLERANCE_MS = 30_000;
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      const value = ms(text as ms.StringValue);
+      if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+        ctx.addIssue({ code: "custom", message: `expected a duration like "30s", "15m" or "30d"` });
+        return z.NEVER;
+      }
+      return value;
+    });
+
+const integer = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((text) => (text === "" ? undefined : text));
+
+const environmentSchema = z
+  .object({
+    HOST: z.string().min(1).default("0.0.0.0"),
+    PORT: integer(50051, 0, 65535),
+    HTTP_PORT: integer(8080, 0, 65535),
+    DATABASE_URL: optionalText.refine(
+      (url) => url === undefined || /^postgres(ql)?:\/\//.test(url),
+      'expected a URL starting with "postgres://" or "postgresql://"',
+    ),
+    DATA_DIR: z.string().min(1).default("./data"),
+    ACCESS_TOKEN_TTL: duration("15m").refine((v) => v >= 1000, "must be at least 1s"),
+    REFRESH_TOKEN_TTL: duration("30d").refine((v) => v >= 1000, "must be at least 1s"),
+    SESSION_MAX_AGE: duration("90d").refine((v) => v >= 1000, "must be at least 1s"),
+    JWT_CLOCK_TOLERANCE: duration("30s").refine(
+      (v) => v <= MAX_CLOCK_TOLERANCE_MS,
+      "must be at most 30s",
+    ),
+    JWT_ISSUER: z.string().min(1).default("auth-service"),
+    JWT_AUDIENCE: z.string().min(1).default("internal"),
+    JWT_PRIVATE_KEY: optionalText,
+    JWT_PRIVATE_KEY_FILE: optionalText,
+    JWT_SECRET: optionalText.refine(
+      (secret) => secret === undefined || Buffer.byteLength(secret) >= 32,
+      "must be at least 32 bytes",
+    ),
+    // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+    ARGON2_MEMORY_KIB: integer(19456, 1024, 4 * 1024 * 1024),
+    ARGON2_TIME_COST: integer(2, 1, 100),
+    ARGON2_PARALLELISM: integer(1, 1, 64),
+    SHUTDOWN_TIMEOUT: duration("10s"),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .refine((env) => !(env.JWT_SECRET && (env.JWT_PRIVATE_KEY || env.JWT_PRIVATE_KEY_FILE)), {
+    message: "set either JWT_SECRET (HS256) or JWT_PRIVATE_KEY/JWT_PRIVATE_KEY_FILE (ES256), not both",
+    path: ["JWT_SECRET"],
+  })
+  .refine((env) => !(env.JWT_PRIVATE_KEY && env.JWT_PRIVATE_KEY_FILE), {
+    message: "set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both",
+    path: ["JWT_PRIVATE_KEY"],
+  });
+
+/** Thrown for a bad setting; the message is one line naming the variable. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Reads the settings from an environment (normally `process.env`). */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const result = environmentSchema.safeParse(env);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const variable = issue?.path.join(".") || "environment";
+    throw new ConfigError(`Invalid setting ${variable}: ${issue?.message ?? "invalid value"}`);
+  }
+  const e = result.data;
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    httpPort: e.HTTP_PORT,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    accessTokenTtlMs: e.ACCESS_TOKEN_TTL,
+    refreshTokenTtlMs: e.REFRESH_TOKEN_TTL,
+    sessionMaxAgeMs: e.SESSION_MAX_AGE,
+    clockToleranceMs: e.JWT_CLOCK_TOLERANCE,
+    jwtIssuer: e.JWT_ISSUER,
+    jwtAudience: e.JWT_AUDIENCE,
+    jwtPrivateKeyPem: e.JWT_PRIVATE_KEY,
+    jwtPrivateKeyFile: e.JWT_PRIVATE_KEY_FILE,
+    jwtSecret: e.JWT_SECRET,
+    argon2: {
+      memoryKib: e.ARGON2_MEMORY_KIB,
+      timeCost: e.ARGON2_TIME_COST,
+      parallelism: e.ARGON2_PARALLELISM,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+    logLevel: e.LOG_LEVEL,
+  };
+}

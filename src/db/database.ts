@@ -1,0 +1,52 @@
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { Kysely, PostgresDialect } from "kysely";
+import { PGliteDialect } from "kysely-pglite-dialect";
+import pg from "pg";
+import type { DatabaseSchema } from "./schema.js";
+
+export type Database = Kysely<DatabaseSchema>;
+
+export interface DatabaseOptions {
+  /** PostgreSQL URL; undefined selects the embedded PGlite. */
+  url: string | undefined;
+  /** Where PGlite keeps its files; undefined keeps them in memory (tests). */
+  dataDir: string | undefined;
+  /** Connections per replica (PostgreSQL only). */
+  poolSize?: number;
+}
+
+/** Opens the database: a `pg` pool when a URL is given, else PGlite. */
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  if (options.url !== undefined) {
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      // Fail fast when PostgreSQL is away, so calls answer UNAVAILABLE within their deadline.
+      connectionTimeoutMillis: 5_000,
+    });
+    // An idle client losing its connection must not crash the process; the next query reports it.
+    pool.on("error", () => {});
+    return new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
+  }
+  let pglite: PGlite;
+  if (options.dataDir !== undefined) {
+    const directory = path.resolve(options.dataDir, "pglite");
+    await mkdir(directory, { recursive: true });
+    pglite = await PGlite.create(directory);
+  } else {
+    pglite = await PGlite.create();
+  }
+  return new Kysely<DatabaseSchema>({ dialect: new PGliteDialect(pglite) });
+}
+
+/** True while the database answers a trivial query. */
+export async function pingDatabase(db: Database): Promise<boolean> {
+  try {
+    await db.selectNoFrom((eb) => eb.lit(1).as("one")).execute();
+    return true;
+  } catch {
+    return false;
+  }
+}

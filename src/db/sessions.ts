@@ -1,0 +1,150 @@
+import type { User } from "../accounts/user.js";
+import type { Database } from "./database.js";
+import { userFromRow } from "./users.js";
+
+export interface NewSession {
+  id: string;
+  userId: string;
+  createTime: Date;
+  expireTime: Date;
+}
+
+export interface NewRefreshToken {
+  tokenHash: Uint8Array;
+  sessionId: string;
+  createTime: Date;
+  expireTime: Date;
+}
+
+/** A refresh token with its session and user, locked for the rest of the transaction. */
+export interface LockedRefreshToken {
+  sessionId: string;
+  tokenExpireTime: Date;
+  tokenUseTime: Date | null;
+  sessionExpireTime: Date;
+  sessionRevokeTime: Date | null;
+  user: User;
+}
+
+export type RevokeReason = "logout" | "refresh_token_reused";
+
+export async function insertSession(db: Database, session: NewSession): Promise<void> {
+  await db
+    .insertInto("sessions")
+    .values({
+      id: session.id,
+      user_id: session.userId,
+      create_time: session.createTime,
+      expire_time: session.expireTime,
+    })
+    .execute();
+}
+
+export async function insertRefreshToken(db: Database, token: NewRefreshToken): Promise<void> {
+  await db
+    .insertInto("refresh_tokens")
+    .values({
+      token_hash: token.tokenHash,
+      session_id: token.sessionId,
+      create_time: token.createTime,
+      expire_time: token.expireTime,
+    })
+    .execute();
+}
+
+/**
+ * Finds a refresh token by hash and locks its row and its session's row
+ * (SELECT … FOR UPDATE), so concurrent rotations of one token run one after another.
+ * Call inside a transaction.
+ */
+export async function lockRefreshToken(
+  trx: Database,
+  tokenHash: Uint8Array,
+): Promise<LockedRefreshToken | undefined> {
+  const row = await trx
+    .selectFrom("refresh_tokens as t")
+    .innerJoin("sessions as s", "s.id", "t.session_id")
+    .innerJoin("users as u", "u.id", "s.user_id")
+    .select([
+      "t.session_id",
+      "t.expire_time as token_expire_time",
+      "t.use_time as token_use_time",
+      "s.expire_time as session_expire_time",
+      "s.revoke_time as session_revoke_time",
+      "u.id",
+      "u.username",
+      "u.email",
+      "u.phone_number",
+      "u.first_name",
+      "u.last_name",
+      "u.password_hash",
+      "u.create_time",
+    ])
+    .where("t.token_hash", "=", tokenHash)
+    .forUpdate(["t", "s"])
+    .executeTakeFirst();
+  if (row === undefined) {
+    return undefined;
+  }
+  return {
+    sessionId: row.session_id,
+    tokenExpireTime: row.token_expire_time,
+    tokenUseTime: row.token_use_time,
+    sessionExpireTime: row.session_expire_time,
+    sessionRevokeTime: row.session_revoke_time,
+    user: userFromRow(row),
+  };
+}
+
+/** Marks a refresh token as rotated; presenting it again is then reuse. */
+export async function markRefreshTokenUsed(
+  db: Database,
+  tokenHash: Uint8Array,
+  useTime: Date,
+): Promise<void> {
+  await db
+    .updateTable("refresh_tokens")
+    .set({ use_time: useTime })
+    .where("token_hash", "=", tokenHash)
+    .execute();
+}
+
+/** Revokes one session; a session already revoked keeps its first revocation. */
+export async function revokeSession(
+  db: Database,
+  sessionId: string,
+  revokeTime: Date,
+  reason: RevokeReason,
+): Promise<void> {
+  await db
+    .updateTable("sessions")
+    .set({ revoke_time: revokeTime, revoke_reason: reason })
+    .where("id", "=", sessionId)
+    .where("revoke_time", "is", null)
+    .execute();
+}
+
+/** Revokes every live session of a user. */
+export async function revokeUserSessions(
+  db: Database,
+  userId: string,
+  revokeTime: Date,
+  reason: RevokeReason,
+): Promise<void> {
+  await db
+    .updateTable("sessions")
+    .set({ revoke_time: revokeTime, revoke_reason: reason })
+    .where("user_id", "=", userId)
+    .where("revoke_time", "is", null)
+    .execute();
+}
+
+/** True when the session exists and was not revoked (a deleted user's sessions are gone). */
+export async function isSessionLive(db: Database, sessionId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("sessions")
+    .select("revoke_time")
+    .where("id", "=", sessionId)
+    .executeTakeFirst();
+  return row !== undefined && row.revoke_time === null;
+}
