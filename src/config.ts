@@ -14,7 +14,11 @@ export interface Config {
   httpPort: number;
   /** PostgreSQL URL; undefined means the embedded PGlite in `dataDir`. */
   databaseUrl: string | undefined;
-  dataDir: string;
+  /**
+   * Embedded database and generated signing key. Always set from the environment;
+   * undefined (tests only) keeps both in memory.
+   */
+  dataDir: string | undefined;
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
   sessionMaxAgeMs: number;
@@ -84,10 +88,13 @@ const environmentSchema = z
     ARGON2_TIME_COST: integer(2, 1, 100),
     ARGON2_PARALLELISM: integer(1, 1, 64),
     SHUTDOWN_TIMEOUT: duration("10s"),
-    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    LOG_LEVEL: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
   })
   .refine((env) => !(env.JWT_SECRET && (env.JWT_PRIVATE_KEY || env.JWT_PRIVATE_KEY_FILE)), {
-    message: "set either JWT_SECRET (HS256) or JWT_PRIVATE_KEY/JWT_PRIVATE_KEY_FILE (ES256), not both",
+    message:
+      "set either JWT_SECRET (HS256) or JWT_PRIVATE_KEY/JWT_PRIVATE_KEY_FILE (ES256), not both",
     path: ["JWT_SECRET"],
   })
   .refine((env) => !(env.JWT_PRIVATE_KEY && env.JWT_PRIVATE_KEY_FILE), {

@@ -1,0 +1,113 @@
+import type { Logger } from "pino";
+import { createAccounts } from "./accounts/accounts.js";
+import { createArgon2idHasher } from "./accounts/password-hasher.js";
+import type { Clock } from "./clock.js";
+import type { Config } from "./config.js";
+import { type Database, openDatabase, pingDatabase } from "./db/database.js";
+import { migrateToLatest } from "./db/migrate.js";
+import { createAuthHandlers } from "./rpc/auth-handlers.js";
+import { createServers } from "./server.js";
+import { createAccessTokenIssuer, createAccessTokenVerifier } from "./tokens/access-tokens.js";
+import { createSessions } from "./tokens/refresh-sessions.js";
+import { jwkSetJson, loadSigningKey } from "./tokens/signing-keys.js";
+
+export interface AppOptions {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  /** How often the database is pinged to keep the health status current. */
+  healthCheckIntervalMs?: number;
+}
+
+export interface App {
+  port: number;
+  httpPort: number;
+  db: Database;
+  /** Stops serving (bounded by SHUTDOWN_TIMEOUT) and closes the database. */
+  close(): Promise<void>;
+}
+
+/** Opens the database, migrates it, builds the service and starts listening. */
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config, clock, logger } = options;
+  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    const applied = await migrateToLatest(db);
+    if (applied.length > 0) {
+      logger.info({ migrations: applied }, "database migrated");
+    }
+    const key = await loadSigningKey(config);
+    if (
+      config.databaseUrl !== undefined &&
+      key.algorithm === "ES256" &&
+      !config.jwtPrivateKeyPem &&
+      !config.jwtPrivateKeyFile
+    ) {
+      logger.warn(
+        "signing key generated in DATA_DIR: replicas must share one key (set JWT_PRIVATE_KEY_FILE)",
+      );
+    }
+    const accounts = createAccounts({ db, hasher: createArgon2idHasher(config.argon2), clock });
+    const sessions = createSessions({
+      db,
+      clock,
+      issueAccessToken: createAccessTokenIssuer({
+        key,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+        ttlMs: config.accessTokenTtlMs,
+        clock,
+      }),
+      refreshTokenTtlMs: config.refreshTokenTtlMs,
+      sessionMaxAgeMs: config.sessionMaxAgeMs,
+    });
+    const verifyAccessToken = createAccessTokenVerifier({
+      findKey: (kid) => (kid === key.kid ? key : undefined),
+      issuer: config.jwtIssuer,
+      audience: config.jwtAudience,
+      clockToleranceMs: config.clockToleranceMs,
+      clock,
+    });
+    const servers = createServers({
+      handlers: createAuthHandlers({
+        accounts,
+        sessions,
+        verifyAccessToken,
+        jwksJson: jwkSetJson([key]),
+      }),
+      onInternalError: (error, procedure) =>
+        logger.error({ err: error, procedure }, "internal error"),
+    });
+    const ports = await servers.listen({
+      host: config.host,
+      port: config.port,
+      httpPort: config.httpPort,
+    });
+
+    let serving = true;
+    servers.setServing(true);
+    const healthTimer = setInterval(async () => {
+      const up = await pingDatabase(db);
+      if (up !== serving) {
+        serving = up;
+        servers.setServing(up);
+        logger.warn({ serving: up }, up ? "database is back" : "database unreachable");
+      }
+    }, options.healthCheckIntervalMs ?? 5_000);
+    healthTimer.unref();
+
+    return {
+      ...ports,
+      db,
+      async close() {
+        clearInterval(healthTimer);
+        servers.setServing(false);
+        await servers.shutdown(config.shutdownTimeoutMs);
+        await db.destroy();
+      },
+    };
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+}

@@ -1,0 +1,171 @@
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import http2 from "node:http2";
+import { createRequire } from "node:module";
+import net from "node:net";
+import path from "node:path";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { createContextValues } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { AuthService } from "../gen/auth/v1/auth_pb.js";
+import { addConnectService, peerAddressKey } from "./rpc/connect-adapter.js";
+import { addGrpcService } from "./rpc/grpc-adapter.js";
+import type { InternalErrorListener, ServiceHandlers } from "./rpc/handler.js";
+
+/** DESIGN.md §4b: larger request messages are refused with RESOURCE_EXHAUSTED. */
+export const MAX_REQUEST_BYTES = 1024 * 1024;
+
+export interface ServersOptions {
+  handlers: ServiceHandlers<typeof AuthService>;
+  onInternalError: InternalErrorListener;
+}
+
+export interface ListenOptions {
+  host: string;
+  /** gRPC port; 0 picks a free one. */
+  port: number;
+  /** Connect and gRPC-Web port; 0 picks a free one. */
+  httpPort: number;
+}
+
+export interface AuthServers {
+  /** Health answers SERVING only while this is true (DESIGN.md §4). */
+  setServing(serving: boolean): void;
+  /** Starts listening; resolves with the ports bound. */
+  listen(options: ListenOptions): Promise<{ port: number; httpPort: number }>;
+  /** Stops accepting, lets in-flight calls finish for up to `timeoutMs`, then cuts the rest. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * Reflection describes AuthService from the descriptor set `buf build` writes (with
+ * comments), plus the health and reflection services themselves, so that
+ * `grpcurl list` shows all three.
+ */
+function reflectionService(): ReflectionService {
+  const descriptorSet = readFileSync(new URL("../gen/descriptor-set.binpb", import.meta.url));
+  const reflectionProtoDir = path.join(
+    path.dirname(createRequire(import.meta.url).resolve("@grpc/reflection")),
+    "../proto",
+  );
+  const builtIn = loadSync(
+    [
+      healthProtoPath,
+      "grpc/reflection/v1/reflection.proto",
+      "grpc/reflection/v1alpha/reflection.proto",
+    ],
+    { includeDirs: [reflectionProtoDir] },
+  );
+  // Every file of the set, under its own name: proto-loader's conversion of a descriptor set
+  // loses the well-known types' files, and clients then cannot resolve auth.proto's imports.
+  const files = fromBinary(FileDescriptorSetSchema, descriptorSet).file.map((file) =>
+    Buffer.from(toBinary(FileDescriptorProtoSchema, file)),
+  );
+  const ours = {
+    [AuthService.typeName]: { fileDescriptorProtos: files },
+  } as unknown as PackageDefinition;
+  return new ReflectionService({ ...builtIn, ...ours });
+}
+
+function listenOn(server: net.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+/** The HTTP/2 connection preface starts with these bytes; anything else is HTTP/1.x. */
+const HTTP2_PREFACE_START = "PRI";
+
+/** Creates the gRPC server (grpc-js) and the Connect/gRPC-Web server (connect-node), not yet listening. */
+export function createServers(options: ServersOptions): AuthServers {
+  const { handlers, onInternalError } = options;
+
+  const grpcServer = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+  });
+  addGrpcService(grpcServer, AuthService, handlers, onInternalError);
+  const health = new HealthImplementation({
+    "": "NOT_SERVING",
+    [AuthService.typeName]: "NOT_SERVING",
+  });
+  health.addToServer(grpcServer);
+  reflectionService().addToServer(grpcServer);
+
+  const connectHandler = connectNodeAdapter({
+    routes: (router) => addConnectService(router, AuthService, handlers, onInternalError),
+    readMaxBytes: MAX_REQUEST_BYTES,
+    contextValues: (request) =>
+      createContextValues().set(peerAddressKey, request.socket.remoteAddress ?? ""),
+  });
+  // HTTP/1.1 (browsers, curl) and cleartext HTTP/2 (gRPC, Connect clients) on one port:
+  // the first bytes of a connection say which server takes it.
+  const http1Server = http.createServer(connectHandler);
+  const http2Server = http2.createServer(connectHandler);
+  const sockets = new Set<net.Socket>();
+  const http2Sessions = new Set<http2.ServerHttp2Session>();
+  http2Server.on("session", (session) => {
+    http2Sessions.add(session);
+    session.once("close", () => http2Sessions.delete(session));
+  });
+  const httpFront = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    socket.once("data", (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      const isHttp2 = chunk.subarray(0, 3).toString("latin1") === HTTP2_PREFACE_START;
+      (isHttp2 ? http2Server : http1Server).emit("connection", socket);
+      socket.resume();
+    });
+  });
+
+  return {
+    setServing(serving) {
+      const status = serving ? "SERVING" : "NOT_SERVING";
+      health.setStatus("", status);
+      health.setStatus(AuthService.typeName, status);
+    },
+
+    async listen({ host, port, httpPort }) {
+      const boundPort = await new Promise<number>((resolve, reject) => {
+        grpcServer.bindAsync(
+          `${host}:${port}`,
+          grpc.ServerCredentials.createInsecure(),
+          (error, bound) => (error ? reject(error) : resolve(bound)),
+        );
+      });
+      return { port: boundPort, httpPort: await listenOn(httpFront, host, httpPort) };
+    },
+
+    async shutdown(timeoutMs) {
+      const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
+      const httpDone = new Promise<void>((resolve) => httpFront.close(() => resolve()));
+      http1Server.closeIdleConnections();
+      for (const session of http2Sessions) {
+        session.close();
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      });
+      const result = await Promise.race([Promise.all([grpcDone, httpDone]), timedOut]);
+      clearTimeout(timer);
+      if (result === "timeout") {
+        grpcServer.forceShutdown();
+        for (const socket of sockets) {
+          socket.destroy();
+        }
+      }
+    },
+  };
+}
