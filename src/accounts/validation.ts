@@ -2,6 +2,7 @@ import type { FieldViolation } from "../auth-error.js";
 import type { Identifier } from "./user.js";
 
 /** C0 control characters and DEL: never allowed in a text field. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 const USERNAME = /^[A-Za-z0-9._-]{3,64}$/;
 const ALL_DIGITS = /^[0-9]+$/;
