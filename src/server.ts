@@ -4,6 +4,7 @@ import http2 from "node:http2";
 import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
+import { Duplex } from "node:stream";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { createContextValues } from "@connectrpc/connect";
@@ -85,6 +86,31 @@ function listenOn(server: net.Server, host: string, port: number): Promise<numbe
 /** The HTTP/2 connection preface starts with these bytes; anything else is HTTP/1.x. */
 const HTTP2_PREFACE_START = "PRI";
 
+/**
+ * The socket as a stream that first replays the bytes already read. HTTP/2 sessions read
+ * a net.Socket's handle directly, past anything unshifted; a plain stream they read in JS.
+ */
+function replayingStream(socket: net.Socket, firstChunk: Buffer): Duplex {
+  const stream = new Duplex({
+    read: () => socket.resume(),
+    write: (chunk, encoding, callback) => socket.write(chunk, encoding, callback),
+    final: (callback) => socket.end(callback),
+    destroy: (error, callback) => {
+      socket.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  stream.push(firstChunk);
+  socket.on("data", (chunk) => {
+    if (!stream.push(chunk)) {
+      socket.pause();
+    }
+  });
+  socket.once("end", () => stream.push(null));
+  socket.once("close", () => stream.destroy());
+  return stream;
+}
+
 /** Creates the gRPC server (grpc-js) and the Connect/gRPC-Web server (connect-node), not yet listening. */
 export function createServers(options: ServersOptions): AuthServers {
   const { handlers, onInternalError } = options;
@@ -122,10 +148,13 @@ export function createServers(options: ServersOptions): AuthServers {
     socket.on("error", () => socket.destroy());
     socket.once("data", (chunk: Buffer) => {
       socket.pause();
-      socket.unshift(chunk);
-      const isHttp2 = chunk.subarray(0, 3).toString("latin1") === HTTP2_PREFACE_START;
-      (isHttp2 ? http2Server : http1Server).emit("connection", socket);
-      socket.resume();
+      if (chunk.subarray(0, 3).toString("latin1") === HTTP2_PREFACE_START) {
+        http2Server.emit("connection", replayingStream(socket, chunk));
+      } else {
+        socket.unshift(chunk);
+        http1Server.emit("connection", socket);
+        socket.resume();
+      }
     });
   });
 

@@ -42,6 +42,12 @@ export function grpcRawClient(address: string): grpc.Client & Record<string, grp
   return new Constructor(address, grpc.credentials.createInsecure()) as never;
 }
 
+/** A promise-returning grpc-js AuthService client; close it when done. */
+export function connectGrpc(address: string): { client: GrpcAuthClient; close(): void } {
+  const raw = grpcRawClient(address);
+  return { client: promisedGrpcClient(raw), close: () => raw.close() };
+}
+
 function promisedGrpcClient(raw: grpc.Client): GrpcAuthClient {
   const client: Record<string, unknown> = {};
   for (const method of AuthService.methods) {
@@ -104,18 +110,18 @@ export async function startTestServer(
     ...options,
   });
   const grpcAddress = `127.0.0.1:${app.port}`;
-  const raw = grpcRawClient(grpcAddress);
+  const grpcClient = connectGrpc(grpcAddress);
   const baseUrl = `http://127.0.0.1:${app.httpPort}`;
   return {
     app,
     config,
-    grpc: promisedGrpcClient(raw),
+    grpc: grpcClient.client,
     connect: createClient(AuthService, createConnectTransport({ baseUrl, httpVersion: "1.1" })),
     grpcWeb: createClient(AuthService, createGrpcWebTransport({ baseUrl, httpVersion: "1.1" })),
     grpcAddress,
     clock,
     async close() {
-      raw.close();
+      grpcClient.close();
       await app.close();
     },
   };

@@ -2,7 +2,7 @@ import { createPublicKey } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import {
 } from "./harness.js";
 
 const MINUTE = 60_000;
+const time = (timestamp: Timestamp | undefined) => (timestamp ? timestampDate(timestamp) : new Date(Number.NaN));
 const DAY = 24 * 60 * MINUTE;
 
 let server: TestServer;
@@ -48,8 +49,8 @@ describe("Verify", () => {
       });
       expect(typeof verified.claims?.jti).toBe("string");
       const lifetime =
-        timestampDate(verified.expireTime ?? { seconds: 0n, nanos: 0 }).getTime() -
-        timestampDate(verified.issueTime ?? { seconds: 0n, nanos: 0 }).getTime();
+        time(verified.expireTime).getTime() -
+        time(verified.issueTime).getTime();
       expect(lifetime).toBe(15 * MINUTE);
     }
     const header = jwt.decode(tokens.accessToken, { complete: true })?.header;
@@ -203,7 +204,7 @@ describe("Refresh", () => {
     const short = await startTestServer({ REFRESH_TOKEN_TTL: "10m" });
     try {
       const { tokens } = await signUpAndLogin(short);
-      const expireTime = timestampDate(tokens.refreshTokenExpireTime ?? { seconds: 0n, nanos: 0 });
+      const expireTime = time(tokens.refreshTokenExpireTime);
       expect(expireTime.getTime() - short.clock.now).toBeLessThanOrEqual(10 * MINUTE);
       expect(expireTime.getTime() - short.clock.now).toBeGreaterThan(10 * MINUTE - 5000);
       short.clock.now = expireTime.getTime();
@@ -221,7 +222,7 @@ describe("Refresh", () => {
       const sessionEnd = capped.clock.now + 45 * DAY;
       capped.clock.advance(29 * DAY);
       const { tokens: second } = await capped.grpc.refresh({ refreshToken: tokens.refreshToken });
-      const secondExpiry = timestampDate(second?.refreshTokenExpireTime ?? { seconds: 0n, nanos: 0 });
+      const secondExpiry = time(second?.refreshTokenExpireTime);
       expect(Math.abs(secondExpiry.getTime() - sessionEnd)).toBeLessThan(1000);
       capped.clock.now = sessionEnd + 1000;
       const error = await grpcFailure(capped.grpc.refresh({ refreshToken: second?.refreshToken ?? "" }));
