@@ -53,10 +53,7 @@ const duration = (fallback: string) =>
 const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
-const optionalText = z
-  .string()
-  .optional()
-  .transform((text) => (text === "" ? undefined : text));
+const optionalText = z.string().optional();
 
 const environmentSchema = z
   .object({
@@ -109,7 +106,11 @@ export class ConfigError extends Error {
 
 /** Reads the settings from an environment (normally `process.env`). */
 export function loadConfig(env: Record<string, string | undefined>): Config {
-  const result = environmentSchema.safeParse(env);
+  // A variable set to nothing (a blank line in an env file) means unset, never 0 or "".
+  const setVariables = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ""),
+  );
+  const result = environmentSchema.safeParse(setVariables);
   if (!result.success) {
     const issue = result.error.issues[0];
     const variable = issue?.path.join(".") || "environment";

@@ -26,8 +26,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       // Fail fast when PostgreSQL is away, so calls answer UNAVAILABLE within their deadline.
       connectionTimeoutMillis: 5_000,
     });
-    // An idle client losing its connection must not crash the process; the next query reports it.
+    // A client losing its connection emits "error"; unheard, that would crash the process.
+    // Idle clients report to the pool, checked-out ones (mid-transaction) to their own
+    // listener; either way the next query on that client fails and reports it.
     pool.on("error", () => {});
+    pool.on("connect", (client) => client.on("error", () => {}));
     return new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
   }
   let pglite: PGlite;

@@ -2,7 +2,13 @@ import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/auth/v1/auth_pb.js";
-import { connectFailure, grpcFailure, newUser, startTestServer, type TestServer } from "./harness.js";
+import {
+  connectFailure,
+  grpcFailure,
+  newUser,
+  startTestServer,
+  type TestServer,
+} from "./harness.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -63,7 +69,11 @@ describe("the Connect port", () => {
 
   it("answers a curl-style JSON POST, and refuses JSON of the wrong shape cleanly", async () => {
     const url = `http://127.0.0.1:${server.app.httpPort}/auth.v1.AuthService/GetJwks`;
-    const ok = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    const ok = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
     expect(ok.status).toBe(200);
     expect(JSON.parse(((await ok.json()) as { jwksJson: string }).jwksJson).keys).toHaveLength(1);
 

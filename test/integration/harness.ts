@@ -36,9 +36,19 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** A raw grpc-js client for AuthService, for tests that need call options or raw bytes. */
-export function grpcRawClient(address: string): grpc.Client & Record<string, grpc.requestCallback<unknown> & Function> {
-  const Constructor = grpc.makeGenericClientConstructor(grpcClientDefinition(AuthService), "AuthService");
+type RawUnaryCall = (
+  request: unknown,
+  metadata: grpc.Metadata,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response: unknown) => void,
+) => void;
+
+/** A grpc-js client for AuthService with its methods by local name (`signUp`, …). */
+function grpcRawClient(address: string): grpc.Client & Record<string, RawUnaryCall> {
+  const Constructor = grpc.makeGenericClientConstructor(
+    grpcClientDefinition(AuthService),
+    "AuthService",
+  );
   return new Constructor(address, grpc.credentials.createInsecure()) as never;
 }
 
@@ -48,7 +58,7 @@ export function connectGrpc(address: string): { client: GrpcAuthClient; close():
   return { client: promisedGrpcClient(raw), close: () => raw.close() };
 }
 
-function promisedGrpcClient(raw: grpc.Client): GrpcAuthClient {
+function promisedGrpcClient(raw: grpc.Client & Record<string, RawUnaryCall>): GrpcAuthClient {
   const client: Record<string, unknown> = {};
   for (const method of AuthService.methods) {
     client[method.localName] = (request: object, metadata: Record<string, string> = {}) =>
@@ -57,13 +67,12 @@ function promisedGrpcClient(raw: grpc.Client): GrpcAuthClient {
         for (const [key, value] of Object.entries(metadata)) {
           md.set(key, value);
         }
-        const call = (raw as unknown as Record<string, Function>)[method.localName];
-        call?.call(
+        raw[method.localName]?.call(
           raw,
           create(method.input, request as never),
           md,
           { deadline: Date.now() + 20_000 },
-          (error: grpc.ServiceError | null, response: unknown) => (error ? reject(error) : resolve(response)),
+          (error, response) => (error ? reject(error) : resolve(response)),
         );
       });
   }
@@ -132,7 +141,11 @@ export function uniqueName(prefix = "user"): string {
   return `${prefix}_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
 }
 
-export function newUser(overrides: Partial<Record<"username" | "email" | "password" | "phoneNumber" | "firstName" | "lastName", string>> = {}) {
+export function newUser(
+  overrides: Partial<
+    Record<"username" | "email" | "password" | "phoneNumber" | "firstName" | "lastName", string>
+  > = {},
+) {
   const username = overrides.username ?? uniqueName();
   return {
     username,
@@ -215,7 +228,10 @@ export async function connectFailure(call: Promise<unknown>): Promise<ErrorFacts
 }
 
 /** Signs a new user up and logs in; returns the tokens. */
-export async function signUpAndLogin(server: TestServer, overrides: Parameters<typeof newUser>[0] = {}) {
+export async function signUpAndLogin(
+  server: TestServer,
+  overrides: Parameters<typeof newUser>[0] = {},
+) {
   const user = newUser(overrides);
   const signUp = await server.grpc.signUp(user);
   const login = await server.grpc.login({ identifier: user.username, password: user.password });

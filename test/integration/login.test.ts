@@ -93,7 +93,9 @@ describe("Login", () => {
       ).password_hash;
     expect(await storedHash()).toContain("m=2048,t=1,p=1");
 
-    await grpcFailure(server.grpc.login({ identifier: input.username, password: "wrong password" }));
+    await grpcFailure(
+      server.grpc.login({ identifier: input.username, password: "wrong password" }),
+    );
     expect(await storedHash()).toContain("m=2048,t=1,p=1");
 
     await server.grpc.login({ identifier: input.username, password: input.password });

@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
+import { afterEach, describe, expect, it } from "vitest";
 import { connectGrpc, grpcFailure, newUser } from "./harness.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -42,7 +42,9 @@ async function startProcess(environment: Record<string, string>) {
   child.stderr?.on("data", (chunk) => {
     stderr += chunk;
   });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
   const address = await new Promise<string>((resolve, reject) => {
     let buffered = "";
     child.stdout?.on("data", (chunk) => {

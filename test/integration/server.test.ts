@@ -3,8 +3,8 @@ import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   connectFailure,
   grpcErrorFacts,
@@ -26,7 +26,10 @@ afterAll(async () => {
 });
 
 type HealthClient = grpc.Client & {
-  check(request: { service: string }, callback: (error: grpc.ServiceError | null, response: { status: string }) => void): void;
+  check(
+    request: { service: string },
+    callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
+  ): void;
   watch(request: { service: string }): grpc.ClientReadableStream<{ status: string }>;
 };
 
@@ -37,7 +40,9 @@ function healthClient(address: string): HealthClient {
 
 function check(client: HealthClient, service: string): Promise<string> {
   return new Promise((resolve, reject) =>
-    client.check({ service }, (error, response) => (error ? reject(error) : resolve(response.status))),
+    client.check({ service }, (error, response) =>
+      error ? reject(error) : resolve(response.status),
+    ),
   );
 }
 
@@ -59,7 +64,9 @@ describe("gRPC port", () => {
     try {
       expect(await check(client, "")).toBe("SERVING");
       expect(await check(client, "auth.v1.AuthService")).toBe("SERVING");
-      await expect(check(client, "no.such.Service")).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+      await expect(check(client, "no.such.Service")).rejects.toMatchObject({
+        code: grpc.status.NOT_FOUND,
+      });
     } finally {
       client.close();
     }
@@ -134,9 +141,11 @@ describe("gRPC port", () => {
   });
 
   it("answers UNIMPLEMENTED for a method it does not have", async () => {
-    const error = await rawCall(server.grpcAddress, "/auth.v1.AuthService/Nope", Buffer.alloc(0)).catch(
-      grpcErrorFacts,
-    );
+    const error = await rawCall(
+      server.grpcAddress,
+      "/auth.v1.AuthService/Nope",
+      Buffer.alloc(0),
+    ).catch(grpcErrorFacts);
     expect(error).toMatchObject({ code: grpc.status.UNIMPLEMENTED });
   });
 

@@ -104,7 +104,10 @@ describe("SignUp", () => {
     const sameEmail = await grpcFailure(
       server.grpc.signUp(newUser({ email: first.email.toUpperCase() })),
     );
-    expect(sameEmail).toMatchObject({ reason: "USER_ALREADY_EXISTS", metadata: { field: "email" } });
+    expect(sameEmail).toMatchObject({
+      reason: "USER_ALREADY_EXISTS",
+      metadata: { field: "email" },
+    });
 
     const samePhone = await grpcFailure(
       server.grpc.signUp(newUser({ phoneNumber: `${phone.slice(0, 5)} ${phone.slice(5)}` })),

@@ -15,7 +15,8 @@ import {
 } from "./harness.js";
 
 const MINUTE = 60_000;
-const time = (timestamp: Timestamp | undefined) => (timestamp ? timestampDate(timestamp) : new Date(Number.NaN));
+const time = (timestamp: Timestamp | undefined) =>
+  timestamp ? timestampDate(timestamp) : new Date(Number.NaN);
 const DAY = 24 * 60 * MINUTE;
 
 let server: TestServer;
@@ -48,9 +49,7 @@ describe("Verify", () => {
         username: user.username,
       });
       expect(typeof verified.claims?.jti).toBe("string");
-      const lifetime =
-        time(verified.expireTime).getTime() -
-        time(verified.issueTime).getTime();
+      const lifetime = time(verified.expireTime).getTime() - time(verified.issueTime).getTime();
       expect(lifetime).toBe(15 * MINUTE);
     }
     const header = jwt.decode(tokens.accessToken, { complete: true })?.header;
@@ -156,7 +155,9 @@ describe("Refresh", () => {
     const { tokens: next } = await server.grpc.refresh({ refreshToken: tokens.refreshToken });
     const reuse = await grpcFailure(server.grpc.refresh({ refreshToken: tokens.refreshToken }));
     expect(reuse).toMatchObject({ code: status.UNAUTHENTICATED, reason: "REFRESH_TOKEN_REUSED" });
-    const newest = await grpcFailure(server.grpc.refresh({ refreshToken: next?.refreshToken ?? "" }));
+    const newest = await grpcFailure(
+      server.grpc.refresh({ refreshToken: next?.refreshToken ?? "" }),
+    );
     expect(newest.reason).toBe("SESSION_REVOKED");
     const again = await grpcFailure(server.grpc.refresh({ refreshToken: tokens.refreshToken }));
     expect(again.reason).toBe("SESSION_REVOKED");
@@ -196,7 +197,10 @@ describe("Refresh", () => {
     expect(empty.badFields).toEqual(["refresh_token"]);
     for (const refreshToken of ["garbage", "A".repeat(43), `${"A".repeat(42)}!`]) {
       const error = await grpcFailure(server.grpc.refresh({ refreshToken }));
-      expect(error).toMatchObject({ code: status.UNAUTHENTICATED, reason: "REFRESH_TOKEN_INVALID" });
+      expect(error).toMatchObject({
+        code: status.UNAUTHENTICATED,
+        reason: "REFRESH_TOKEN_INVALID",
+      });
     }
   });
 
@@ -225,7 +229,9 @@ describe("Refresh", () => {
       const secondExpiry = time(second?.refreshTokenExpireTime);
       expect(Math.abs(secondExpiry.getTime() - sessionEnd)).toBeLessThan(1000);
       capped.clock.now = sessionEnd + 1000;
-      const error = await grpcFailure(capped.grpc.refresh({ refreshToken: second?.refreshToken ?? "" }));
+      const error = await grpcFailure(
+        capped.grpc.refresh({ refreshToken: second?.refreshToken ?? "" }),
+      );
       expect(error.reason).toBe("REFRESH_TOKEN_EXPIRED");
     } finally {
       await capped.close();
@@ -238,32 +244,43 @@ describe("Logout", () => {
     const { input, tokens } = await signUpAndLogin(server);
     const other = await server.grpc.login({ identifier: input.email, password: input.password });
     await server.grpc.logout({ refreshToken: tokens.refreshToken });
-    expect((await grpcFailure(server.grpc.refresh({ refreshToken: tokens.refreshToken }))).reason).toBe(
-      "SESSION_REVOKED",
-    );
-    expect((await grpcFailure(server.grpc.verify({ accessToken: tokens.accessToken }))).reason).toBe(
-      "SESSION_REVOKED",
-    );
-    expect((await grpcFailure(server.grpc.logout({ refreshToken: tokens.refreshToken }))).reason).toBe(
-      "SESSION_REVOKED",
-    );
+    expect(
+      (await grpcFailure(server.grpc.refresh({ refreshToken: tokens.refreshToken }))).reason,
+    ).toBe("SESSION_REVOKED");
+    expect(
+      (await grpcFailure(server.grpc.verify({ accessToken: tokens.accessToken }))).reason,
+    ).toBe("SESSION_REVOKED");
+    expect(
+      (await grpcFailure(server.grpc.logout({ refreshToken: tokens.refreshToken }))).reason,
+    ).toBe("SESSION_REVOKED");
     await server.grpc.verify({ accessToken: other.tokens?.accessToken ?? "" });
     await server.grpc.refresh({ refreshToken: other.tokens?.refreshToken ?? "" });
   });
 
   it("ends every session of the user with all_sessions, and no one else's", async () => {
     const { input, tokens } = await signUpAndLogin(server);
-    const second = await server.grpc.login({ identifier: input.username, password: input.password });
+    const second = await server.grpc.login({
+      identifier: input.username,
+      password: input.password,
+    });
     const stranger = await signUpAndLogin(server);
-    await server.grpc.logout({ refreshToken: second.tokens?.refreshToken ?? "", allSessions: true });
+    await server.grpc.logout({
+      refreshToken: second.tokens?.refreshToken ?? "",
+      allSessions: true,
+    });
     for (const accessToken of [tokens.accessToken, second.tokens?.accessToken ?? ""]) {
-      expect((await grpcFailure(server.grpc.verify({ accessToken }))).reason).toBe("SESSION_REVOKED");
+      expect((await grpcFailure(server.grpc.verify({ accessToken }))).reason).toBe(
+        "SESSION_REVOKED",
+      );
     }
-    expect((await grpcFailure(server.grpc.refresh({ refreshToken: tokens.refreshToken }))).reason).toBe(
-      "SESSION_REVOKED",
-    );
+    expect(
+      (await grpcFailure(server.grpc.refresh({ refreshToken: tokens.refreshToken }))).reason,
+    ).toBe("SESSION_REVOKED");
     await server.grpc.verify({ accessToken: stranger.tokens.accessToken });
-    const relogin = await server.grpc.login({ identifier: input.username, password: input.password });
+    const relogin = await server.grpc.login({
+      identifier: input.username,
+      password: input.password,
+    });
     await server.grpc.verify({ accessToken: relogin.tokens?.accessToken ?? "" });
   });
 
@@ -277,7 +294,9 @@ describe("Logout", () => {
     await server.grpc.signUp(input);
     const login = await server.grpc.login({ identifier: input.username, password: input.password });
     await server.grpc.refresh({ refreshToken: login.tokens?.refreshToken ?? "" });
-    const reused = await grpcFailure(server.grpc.logout({ refreshToken: login.tokens?.refreshToken ?? "" }));
+    const reused = await grpcFailure(
+      server.grpc.logout({ refreshToken: login.tokens?.refreshToken ?? "" }),
+    );
     expect(reused.reason).toBe("REFRESH_TOKEN_REUSED");
   });
 });
