@@ -12,7 +12,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import { AuthService } from "../gen/auth/v1/auth_pb.js";
 import { addConnectService, peerAddressKey } from "./rpc/connect-adapter.js";
 import { addGrpcService } from "./rpc/grpc-adapter.js";
@@ -44,9 +44,9 @@ export interface AuthServers {
 }
 
 /**
- * Reflection describes AuthService from the descriptor set `buf build` writes (with
- * comments), plus the health and reflection services themselves, so that
- * `grpcurl list` shows all three.
+ * Reflection describes every service on the port from the descriptor set `buf build` writes
+ * (AuthService with its comments, and our copy of grpc.health.v1), plus the reflection
+ * services themselves, so that `grpcurl list` and `describe` work for all of them.
  */
 function reflectionService(): ReflectionService {
   const descriptorSet = readFileSync(new URL("../gen/descriptor-set.binpb", import.meta.url));
@@ -54,12 +54,8 @@ function reflectionService(): ReflectionService {
     path.dirname(createRequire(import.meta.url).resolve("@grpc/reflection")),
     "../proto",
   );
-  const builtIn = loadSync(
-    [
-      healthProtoPath,
-      "grpc/reflection/v1/reflection.proto",
-      "grpc/reflection/v1alpha/reflection.proto",
-    ],
+  const reflection = loadSync(
+    ["grpc/reflection/v1/reflection.proto", "grpc/reflection/v1alpha/reflection.proto"],
     { includeDirs: [reflectionProtoDir] },
   );
   // Every file of the set, under its own name: proto-loader's conversion of a descriptor set
@@ -70,7 +66,7 @@ function reflectionService(): ReflectionService {
   const ours = {
     [AuthService.typeName]: { fileDescriptorProtos: files },
   } as unknown as PackageDefinition;
-  return new ReflectionService({ ...builtIn, ...ours });
+  return new ReflectionService({ ...reflection, ...ours });
 }
 
 function listenOn(server: net.Server, host: string, port: number): Promise<number> {

@@ -91,6 +91,18 @@ describe("gRPC port", () => {
     }
   });
 
+  it("describes Health through reflection, so buf curl can check it", async () => {
+    const { stdout } = await run(BUF, [
+      "curl",
+      "--protocol=grpc",
+      "--http2-prior-knowledge",
+      "-d",
+      '{"service":"auth.v1.AuthService"}',
+      `http://${server.grpcAddress}/grpc.health.v1.Health/Check`,
+    ]);
+    expect(JSON.parse(stdout)).toEqual({ status: "SERVING" });
+  });
+
   it("serves buf curl with no proto file at hand, errors included", async () => {
     const user = newUser();
     const signUp = await run(BUF, [
