@@ -1,9 +1,4 @@
-import {
-  create,
-  type DescService,
-  fromBinary,
-  toBinary,
-} from "@bufbuild/protobuf";
+import { create, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { grpcStatusDetails, toConnectError } from "./errors.js";
@@ -43,8 +38,8 @@ export function grpcClientDefinition(service: DescService): grpc.ServiceDefiniti
   return definition;
 }
 
-/** grpc-js metadata carrying the error's google.rpc.Status for rich-error clients. */
-function errorResponse(error: ConnectError): grpc.ServerErrorResponse {
+/** A grpc-js error status whose metadata carries the google.rpc.Status for rich-error clients. */
+export function grpcErrorResponse(error: ConnectError): grpc.ServerErrorResponse {
   const metadata = new grpc.Metadata();
   if (error.details.length > 0) {
     metadata.set("grpc-status-details-bin", Buffer.from(grpcStatusDetails(error)));
@@ -119,7 +114,7 @@ export function addGrpcService<S extends DescService>(
   for (const method of servedMethods(service)) {
     const procedure = path(method);
     const toStatus = (error: unknown) =>
-      errorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure)));
+      grpcErrorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure)));
     definition[method.localName] = {
       path: procedure,
       requestStream: false,
@@ -152,7 +147,10 @@ export function addGrpcService<S extends DescService>(
     const handler = handlerFor(handlers, method);
     const unary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
       const run = async () =>
-        create(method.output, await handler(decodeRequest(method, call.request), callContext(call)));
+        create(
+          method.output,
+          await handler(decodeRequest(method, call.request), callContext(call)),
+        );
       run().then(
         (response) => callback(null, response),
         (error: unknown) => callback(toStatus(error)),

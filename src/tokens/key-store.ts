@@ -269,10 +269,7 @@ export async function loadKeySet(source: KeySetSource): Promise<KeySet> {
   if (source.jwtPrivateKeyPem !== undefined) {
     signer = signingKeyFromPem(source.jwtPrivateKeyPem, "JWT_PRIVATE_KEY");
   } else if (source.jwtPrivateKeyFile !== undefined) {
-    signer = signingKeyFromPem(
-      await readKeyFile(source.jwtPrivateKeyFile),
-      "JWT_PRIVATE_KEY_FILE",
-    );
+    signer = signingKeyFromPem(await readKeyFile(source.jwtPrivateKeyFile), "JWT_PRIVATE_KEY_FILE");
   }
   if (directory !== undefined) {
     if (signer === undefined) {

@@ -92,7 +92,11 @@ export function createRevocationList(options: RevocationListOptions): Revocation
       listeners.add(listener);
       stop.addEventListener("abort", onStop);
       try {
-        yield { sessionIds: [...revokeTimes.keys()], revokeTime: new Date(clock()), snapshot: true };
+        yield {
+          sessionIds: [...revokeTimes.keys()],
+          revokeTime: new Date(clock()),
+          snapshot: true,
+        };
         while (!stop.aborted) {
           const next = queue.shift();
           if (next === undefined) {

@@ -124,7 +124,10 @@ export interface KeySet {
 }
 
 /** A key set from its signer and the keys that only verify (duplicates of a kid dropped). */
-export function createKeySet(signer: SigningKey, verifyOnly: readonly VerificationKey[] = []): KeySet {
+export function createKeySet(
+  signer: SigningKey,
+  verifyOnly: readonly VerificationKey[] = [],
+): KeySet {
   const byKid = new Map<string, VerificationKey>([[signer.kid, signer]]);
   for (const key of verifyOnly) {
     if (!byKid.has(key.kid)) {
