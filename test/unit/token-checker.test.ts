@@ -43,7 +43,7 @@ function fakeAuthService() {
     jwksCalls: 0,
     watchCalls: 0,
     /** Each WatchRevocations call gets the next script: messages, then end or break. */
-    streams: [] as Array<{ snapshot: string[]; then?: string[]; breaks?: boolean }>,
+    streams: [] as Array<{ snapshot: string[]; update?: string[]; breaks?: boolean }>,
   };
   const transport = createRouterTransport(({ service }) => {
     service(AuthService, {
@@ -62,9 +62,9 @@ function fakeAuthService() {
           snapshot: true,
           revokeTime: timestampFromDate(new Date(NOW)),
         };
-        if (script.then) {
+        if (script.update) {
           yield {
-            sessionIds: script.then,
+            sessionIds: script.update,
             snapshot: false,
             revokeTime: timestampFromDate(new Date(NOW)),
           };
@@ -151,7 +151,7 @@ describe("createTokenChecker in local mode", () => {
     const { state, transport } = fakeAuthService();
     const stop = new AbortController();
     state.streams = [
-      { snapshot: ["s-1"], then: ["s-2"], breaks: true },
+      { snapshot: ["s-1"], update: ["s-2"], breaks: true },
       { snapshot: ["s-2", "s-3"] },
     ];
     const checker = createTokenChecker({ transport, clock: () => NOW, signal: stop.signal });
