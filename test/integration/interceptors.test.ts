@@ -30,15 +30,21 @@ function countingTransport() {
   };
 }
 
+/** A local-mode checker on a counting transport, once it has its keys and first snapshot. */
+async function readyLocalChecker() {
+  const { calls, transport } = countingTransport();
+  const checker = createTokenChecker({
+    transport,
+    clock: () => server.clock.now,
+    signal: stop.signal,
+  });
+  await checker.ready();
+  return { calls, checker };
+}
+
 describe("the token checker behind the interceptors", () => {
   it("verifies locally with no call per request: one GetJwks and one WatchRevocations", async () => {
-    const { calls, transport } = countingTransport();
-    const checker = createTokenChecker({
-      transport,
-      clock: () => server.clock.now,
-      signal: stop.signal,
-    });
-    await checker.ready();
+    const { calls, checker } = await readyLocalChecker();
     const users = await Promise.all([signUpAndLogin(server), signUpAndLogin(server)]);
     for (let i = 0; i < 200; i++) {
       const { user, tokens } = users[i % 2] ?? users[0];
@@ -49,13 +55,7 @@ describe("the token checker behind the interceptors", () => {
   });
 
   it("refuses a logged-out session from the revocation stream, still with no call", async () => {
-    const { calls, transport } = countingTransport();
-    const checker = createTokenChecker({
-      transport,
-      clock: () => server.clock.now,
-      signal: stop.signal,
-    });
-    await checker.ready();
+    const { calls, checker } = await readyLocalChecker();
     const { tokens } = await signUpAndLogin(server);
     await checker.check(`Bearer ${tokens.accessToken}`);
     await server.grpc.logout({ refreshToken: tokens.refreshToken, allSessions: false });
