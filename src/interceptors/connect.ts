@@ -37,9 +37,12 @@ export function checkerFrom(options: AuthInterceptorOptions): TokenChecker {
   return createTokenChecker({ ...options, transport: options.transport });
 }
 
-/** The error an interceptor answers: UNAUTHENTICATED with the TOKEN_* reason in ErrorInfo. */
-export function refusal(error: unknown) {
-  return toConnectError(error, () => {});
+/**
+ * The error an interceptor answers: UNAUTHENTICATED with the TOKEN_* reason in ErrorInfo.
+ * Anything else (a bug) is INTERNAL, and `onError` hears of it.
+ */
+export function refusal(error: unknown, options: AuthInterceptorOptions) {
+  return toConnectError(error, (cause) => options.onError?.(cause));
 }
 
 /**
@@ -59,7 +62,7 @@ export function createAuthInterceptor(options: AuthInterceptorOptions): Intercep
     try {
       principal = await checker.check(request.header.get("authorization") ?? undefined);
     } catch (error) {
-      throw refusal(error);
+      throw refusal(error, options);
     }
     request.contextValues.set(principalKey, principal);
     return next(request);

@@ -41,7 +41,7 @@ export function createGrpcAuthInterceptor(options: AuthInterceptorOptions): Grpc
                 passOn(metadata);
               },
               (error: unknown) => {
-                const status = grpcErrorResponse(refusal(error));
+                const status = grpcErrorResponse(refusal(error, options));
                 call.sendStatus({
                   code: status.code ?? grpc.status.UNAUTHENTICATED,
                   details: status.details ?? "unauthenticated",
