@@ -5,6 +5,7 @@ import jwt from "jsonwebtoken";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AuthService, type WatchRevocationsResponse } from "../../gen/auth/v1/auth_pb.js";
+import { revokeSession } from "../../src/db/sessions.js";
 import { createTokenChecker } from "../../src/interceptors/index.js";
 import { generateEs256Pem } from "../../src/tokens/signing-keys.js";
 import { grpcFailure, signUpAndLogin, startTestServer, type TestServer } from "./harness.js";
@@ -105,6 +106,27 @@ describe("WatchRevocations and Verify from memory", () => {
           (await grpcFailure(server.grpc.verify({ accessToken: tokens.accessToken }))).reason,
       )
       .toBe("SESSION_REVOKED");
+  });
+});
+
+describe("revocation notifications", () => {
+  it("hears a revocation it did not make through LISTEN (PGlite in-process, or PostgreSQL)", async () => {
+    // The catch-up query runs every 30 s by default: only the notification can be this fast.
+    const server = await startTestServer();
+    try {
+      const { tokens } = await signUpAndLogin(server);
+      const { sessionId } = await server.grpc.verify({ accessToken: tokens.accessToken });
+      await revokeSession(server.app.db, sessionId, new Date(server.clock.now), "logout");
+      await expect
+        .poll(
+          async () =>
+            (await grpcFailure(server.grpc.verify({ accessToken: tokens.accessToken }))).reason,
+          { timeout: 5_000 },
+        )
+        .toBe("SESSION_REVOKED");
+    } finally {
+      await server.close();
+    }
   });
 });
 
