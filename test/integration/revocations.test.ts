@@ -78,6 +78,26 @@ describe("WatchRevocations and Verify from memory", () => {
     }
   });
 
+  it("streams over Connect and gRPC-Web on the HTTP port as well", async () => {
+    for (const client of [server.connect, server.grpcWeb]) {
+      const controller = new AbortController();
+      const messages: WatchRevocationsResponse[] = [];
+      const done = (async () => {
+        for await (const message of client.watchRevocations({}, { signal: controller.signal })) {
+          messages.push(message);
+        }
+      })().catch(() => {});
+      await expect.poll(() => messages.length).toBe(1);
+      expect(messages[0]?.snapshot).toBe(true);
+      const { tokens } = await signUpAndLogin(server);
+      await server.grpc.logout({ refreshToken: tokens.refreshToken, allSessions: false });
+      await expect.poll(() => messages.length).toBe(2);
+      expect(messages[1]?.sessionIds).toEqual([sessionIdOf(tokens.accessToken)]);
+      controller.abort();
+      await done;
+    }
+  });
+
   it("sends the session revoked by refresh-token reuse", async () => {
     const { tokens } = await signUpAndLogin(server);
     const stream = watch(server);
@@ -110,6 +130,24 @@ describe("WatchRevocations and Verify from memory", () => {
 });
 
 describe("revocation notifications", () => {
+  it("ends open WatchRevocations streams cleanly at shutdown, so they do not hold it up", async () => {
+    const server = await startTestServer();
+    const client = createClient(
+      AuthService,
+      createGrpcTransport({ baseUrl: `http://${server.grpcAddress}` }),
+    );
+    const messages: WatchRevocationsResponse[] = [];
+    const stream = (async () => {
+      for await (const message of client.watchRevocations({})) {
+        messages.push(message);
+      }
+      return "ended";
+    })();
+    await expect.poll(() => messages.length).toBe(1);
+    await server.close();
+    expect(await stream).toBe("ended");
+  });
+
   it("hears a revocation it did not make through LISTEN (PGlite in-process, or PostgreSQL)", async () => {
     // The catch-up query runs every 30 s by default: only the notification can be this fast.
     const server = await startTestServer();
