@@ -6,10 +6,20 @@ import type { Config } from "./config.js";
 import { type Database, openDatabase, pingDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { createAuthHandlers } from "./rpc/auth-handlers.js";
+import { createEnvoyAuthorizationHandlers } from "./rpc/envoy-authorization.js";
 import { createServers } from "./server.js";
-import { createAccessTokenIssuer, createAccessTokenVerifier } from "./tokens/access-tokens.js";
+import {
+  createAccessTokenIssuer,
+  createAccessTokenVerifier,
+  withRevocationCheck,
+} from "./tokens/access-tokens.js";
+import { loadKeySet } from "./tokens/key-store.js";
 import { createSessions } from "./tokens/refresh-sessions.js";
-import { jwkSetJson, loadSigningKey } from "./tokens/signing-keys.js";
+import {
+  createRevocationList,
+  type RevocationFeed,
+  startRevocationFeed,
+} from "./tokens/revocations.js";
 
 export interface AppOptions {
   config: Config;
@@ -31,28 +41,43 @@ export interface App {
 export async function startApp(options: AppOptions): Promise<App> {
   const { config, clock, logger } = options;
   const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  let revocationFeed: RevocationFeed | undefined;
   try {
     const applied = await migrateToLatest(db);
     if (applied.length > 0) {
       logger.info({ migrations: applied }, "database migrated");
     }
-    const key = await loadSigningKey(config);
+    const keys = await loadKeySet(config);
     if (
       config.databaseUrl !== undefined &&
-      key.algorithm === "ES256" &&
+      keys.signer.algorithm === "ES256" &&
       !config.jwtPrivateKeyPem &&
-      !config.jwtPrivateKeyFile
+      !config.jwtPrivateKeyFile &&
+      !config.jwtKeysDir
     ) {
       logger.warn(
-        "signing key generated in DATA_DIR: replicas must share one key (set JWT_PRIVATE_KEY_FILE)",
+        "signing keys kept in DATA_DIR: replicas must share them (set JWT_KEYS_DIR or JWT_PRIVATE_KEY_FILE)",
       );
     }
+    // A revoked session matters while its access tokens can still pass: their lifetime
+    // plus the leeway.
+    const retentionMs = config.accessTokenTtlMs + config.clockToleranceMs;
+    const revocations = createRevocationList({ clock, retentionMs });
+    revocationFeed = await startRevocationFeed({
+      db,
+      databaseUrl: config.databaseUrl,
+      list: revocations,
+      clock,
+      retentionMs,
+      syncIntervalMs: config.revocationSyncIntervalMs,
+      onError: (error) => logger.warn({ err: error }, "revocation feed"),
+    });
     const accounts = createAccounts({ db, hasher: createArgon2idHasher(config.argon2), clock });
     const sessions = createSessions({
       db,
       clock,
       issueAccessToken: createAccessTokenIssuer({
-        key,
+        key: keys.signer,
         issuer: config.jwtIssuer,
         audience: config.jwtAudience,
         ttlMs: config.accessTokenTtlMs,
@@ -60,21 +85,28 @@ export async function startApp(options: AppOptions): Promise<App> {
       }),
       refreshTokenTtlMs: config.refreshTokenTtlMs,
       sessionMaxAgeMs: config.sessionMaxAgeMs,
+      onSessionsRevoked: (sessionIds, revokeTime) => revocations.add({ sessionIds, revokeTime }),
     });
-    const verifyAccessToken = createAccessTokenVerifier({
-      findKey: (kid) => (kid === key.kid ? key : undefined),
-      issuer: config.jwtIssuer,
-      audience: config.jwtAudience,
-      clockToleranceMs: config.clockToleranceMs,
-      clock,
-    });
+    const verifyAccessToken = withRevocationCheck(
+      createAccessTokenVerifier({
+        findKey: keys.find,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+        clockToleranceMs: config.clockToleranceMs,
+        clock,
+      }),
+      revocations.isRevoked,
+    );
     const servers = createServers({
       handlers: createAuthHandlers({
         accounts,
         sessions,
         verifyAccessToken,
-        jwksJson: jwkSetJson([key]),
+        revocations,
+        jwksJson: keys.jwksJson,
       }),
+      envoyAuthorization: createEnvoyAuthorizationHandlers({ verifyAccessToken }),
+      jwksJson: keys.jwksJson,
       onInternalError: (error, procedure) =>
         logger.error({ err: error, procedure }, "internal error"),
     });
@@ -102,11 +134,15 @@ export async function startApp(options: AppOptions): Promise<App> {
       async close() {
         clearInterval(healthTimer);
         servers.setServing(false);
+        // Open WatchRevocations streams end first: they would hold the shutdown up.
+        revocations.close();
         await servers.shutdown(config.shutdownTimeoutMs);
+        await revocationFeed?.close();
         await db.destroy();
       },
     };
   } catch (error) {
+    await revocationFeed?.close();
     await db.destroy();
     throw error;
   }

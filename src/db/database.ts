@@ -17,6 +17,17 @@ export interface DatabaseOptions {
   poolSize?: number;
 }
 
+/**
+ * The PGlite instance behind an embedded database, for its in-process LISTEN. An
+ * association, not shared state: each openDatabase call adds its own entry.
+ */
+const embeddedInstances = new WeakMap<Database, PGlite>();
+
+/** The PGlite instance of a database opened without a URL; undefined on PostgreSQL. */
+export function embeddedInstance(db: Database): PGlite | undefined {
+  return embeddedInstances.get(db);
+}
+
 /** Opens the database: a `pg` pool when a URL is given, else PGlite. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url !== undefined) {
@@ -41,7 +52,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   } else {
     pglite = await PGlite.create();
   }
-  return new Kysely<DatabaseSchema>({ dialect: new PGliteDialect(pglite) });
+  const db = new Kysely<DatabaseSchema>({ dialect: new PGliteDialect(pglite) });
+  embeddedInstances.set(db, pglite);
+  return db;
 }
 
 /** True while the database answers a trivial query. */
