@@ -1,15 +1,20 @@
 import type { Logger } from "pino";
 import { createAccounts } from "./accounts/accounts.js";
-import { createArgon2idHasher } from "./accounts/password-hasher.js";
+import { createArgon2idHasher, createQueuedHasher } from "./accounts/password-hasher.js";
+import { createRateLimiter } from "./accounts/rate-limiter.js";
+import { createAuditLog } from "./audit-log.js";
 import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase, pingDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { createAuthHandlers } from "./rpc/auth-handlers.js";
-import { createServers } from "./server.js";
+import { createServers, type TransportLimits } from "./server.js";
 import { createAccessTokenIssuer, createAccessTokenVerifier } from "./tokens/access-tokens.js";
 import { createSessions } from "./tokens/refresh-sessions.js";
 import { jwkSetJson, loadSigningKey } from "./tokens/signing-keys.js";
+
+/** Old rate-limit counters are deleted this often. */
+const RATE_LIMIT_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
 export interface AppOptions {
   config: Config;
@@ -17,6 +22,8 @@ export interface AppOptions {
   logger: Logger;
   /** How often the database is pinged to keep the health status current. */
   healthCheckIntervalMs?: number;
+  /** Overrides of the transport limits (tests shorten the timeouts). */
+  transportLimits?: Partial<TransportLimits>;
 }
 
 export interface App {
@@ -47,7 +54,21 @@ export async function startApp(options: AppOptions): Promise<App> {
         "signing key generated in DATA_DIR: replicas must share one key (set JWT_PRIVATE_KEY_FILE)",
       );
     }
-    const accounts = createAccounts({ db, hasher: createArgon2idHasher(config.argon2), clock });
+    const audit = createAuditLog(logger);
+    const rateLimiter = createRateLimiter({
+      db,
+      clock,
+      rules: {
+        login_identifier: config.rateLimitLoginIdentifier,
+        login_address: config.rateLimitLoginAddress,
+        signup_address: config.rateLimitSignUpAddress,
+      },
+    });
+    const hasher = createQueuedHasher(createArgon2idHasher(config.argon2), {
+      concurrency: config.hashConcurrency,
+      maxQueued: config.hashQueueMax,
+    });
+    const accounts = createAccounts({ db, hasher, clock, rateLimiter, audit });
     const sessions = createSessions({
       db,
       clock,
@@ -60,6 +81,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       }),
       refreshTokenTtlMs: config.refreshTokenTtlMs,
       sessionMaxAgeMs: config.sessionMaxAgeMs,
+      reuseGraceMs: config.refreshReuseGraceMs,
+      audit,
     });
     const verifyAccessToken = createAccessTokenVerifier({
       findKey: (kid) => (kid === key.kid ? key : undefined),
@@ -74,7 +97,9 @@ export async function startApp(options: AppOptions): Promise<App> {
         sessions,
         verifyAccessToken,
         jwksJson: jwkSetJson([key]),
+        trustProxy: config.trustProxy,
       }),
+      limits: options.transportLimits,
       onInternalError: (error, procedure) =>
         logger.error({ err: error, procedure }, "internal error"),
     });
@@ -95,12 +120,19 @@ export async function startApp(options: AppOptions): Promise<App> {
       }
     }, options.healthCheckIntervalMs ?? 5_000);
     healthTimer.unref();
+    const pruneTimer = setInterval(() => {
+      rateLimiter
+        .prune()
+        .catch((error: unknown) => logger.warn({ err: error }, "rate limit prune failed"));
+    }, RATE_LIMIT_PRUNE_INTERVAL_MS);
+    pruneTimer.unref();
 
     return {
       ...ports,
       db,
       async close() {
         clearInterval(healthTimer);
+        clearInterval(pruneTimer);
         servers.setServing(false);
         await servers.shutdown(config.shutdownTimeoutMs);
         await db.destroy();

@@ -21,9 +21,36 @@ import type { InternalErrorListener, ServiceHandlers } from "./rpc/handler.js";
 /** DESIGN.md §4b: larger request messages are refused with RESOURCE_EXHAUSTED. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 
+/** What one client connection may take of the server, on both ports (README "Transport limits"). */
+export interface TransportLimits {
+  /** Concurrent calls (HTTP/2 streams) per connection. */
+  maxConcurrentStreams: number;
+  /** Request headers (gRPC metadata) per call, in bytes. */
+  maxHeaderBytes: number;
+  /** A connection with no call in flight for this long is closed. */
+  idleTimeoutMs: number;
+  /** The server pings an HTTP/2 connection after this much silence… */
+  keepaliveTimeMs: number;
+  /** …and closes it when the ping is not answered within this. */
+  keepaliveTimeoutMs: number;
+  /** An HTTP/1.1 request must have sent its headers within this. */
+  headersTimeoutMs: number;
+}
+
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  maxConcurrentStreams: 100,
+  maxHeaderBytes: 16 * 1024,
+  idleTimeoutMs: 5 * 60 * 1000,
+  keepaliveTimeMs: 60 * 1000,
+  keepaliveTimeoutMs: 20 * 1000,
+  headersTimeoutMs: 10 * 1000,
+};
+
 export interface ServersOptions {
   handlers: ServiceHandlers<typeof AuthService>;
   onInternalError: InternalErrorListener;
+  /** Defaults to DEFAULT_TRANSPORT_LIMITS; tests shorten the timeouts. */
+  limits?: Partial<TransportLimits>;
 }
 
 export interface ListenOptions {
@@ -107,12 +134,58 @@ function replayingStream(socket: net.Socket, firstChunk: Buffer): Duplex {
   return stream;
 }
 
+/**
+ * grpc-js's idle and keepalive rules, for the Connect port's HTTP/2 sessions: close a session
+ * with no stream open for `idleTimeoutMs`, ping one that has been quiet for `keepaliveTimeMs`,
+ * and destroy it when the ping is not answered within `keepaliveTimeoutMs`.
+ */
+function keepSessionAlive(session: http2.ServerHttp2Session, limits: TransportLimits): void {
+  let openStreams = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const startIdleTimer = () => {
+    idleTimer = setTimeout(() => session.close(), limits.idleTimeoutMs);
+    idleTimer.unref();
+  };
+  session.on("stream", (stream) => {
+    openStreams += 1;
+    clearTimeout(idleTimer);
+    stream.once("close", () => {
+      openStreams -= 1;
+      if (openStreams === 0 && !session.closed) {
+        startIdleTimer();
+      }
+    });
+  });
+  startIdleTimer();
+  session.setTimeout(limits.keepaliveTimeMs, () => {
+    const answered = setTimeout(() => session.destroy(), limits.keepaliveTimeoutMs);
+    answered.unref();
+    const sent = session.ping((error) => {
+      clearTimeout(answered);
+      if (error) {
+        session.destroy();
+      }
+    });
+    if (!sent) {
+      clearTimeout(answered);
+    }
+  });
+  session.once("close", () => clearTimeout(idleTimer));
+}
+
 /** Creates the gRPC server (grpc-js) and the Connect/gRPC-Web server (connect-node), not yet listening. */
 export function createServers(options: ServersOptions): AuthServers {
   const { handlers, onInternalError } = options;
+  const limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
 
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc.max_connection_idle_ms": limits.idleTimeoutMs,
+    "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
+    // Caps what one connection may buffer (HTTP/2 headers and frames in flight), in MiB.
+    "grpc-node.max_session_memory": 10,
   });
   addGrpcService(grpcServer, AuthService, handlers, onInternalError);
   const health = new HealthImplementation({
@@ -126,25 +199,59 @@ export function createServers(options: ServersOptions): AuthServers {
     routes: (router) => addConnectService(router, AuthService, handlers, onInternalError),
     readMaxBytes: MAX_REQUEST_BYTES,
     contextValues: (request) =>
-      createContextValues().set(peerAddressKey, request.socket.remoteAddress ?? ""),
+      createContextValues().set(
+        peerAddressKey,
+        ("stream" in request
+          ? http2PeerAddresses.get(request.stream.session as http2.ServerHttp2Session)
+          : request.socket.remoteAddress) ?? "",
+      ),
   });
+  // An HTTP/2 session reads a stream wrapped in a socket of Node's own, which knows no
+  // peer address: each session's is noted when the front hands its connection over.
+  const http2PeerAddresses = new WeakMap<http2.ServerHttp2Session, string>();
+  let connectingPeerAddress = "";
   // HTTP/1.1 (browsers, curl) and cleartext HTTP/2 (gRPC, Connect clients) on one port:
   // the first bytes of a connection say which server takes it.
-  const http1Server = http.createServer(connectHandler);
-  const http2Server = http2.createServer(connectHandler);
+  const http1Server = http.createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+    },
+    connectHandler,
+  );
+  // A request is not cut by time: its deadline is the client's (connect-node enforces it).
+  http1Server.requestTimeout = 0;
+  const http2Server = http2.createServer(
+    {
+      settings: {
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderListSize: limits.maxHeaderBytes,
+      },
+      maxSessionMemory: 10,
+    },
+    connectHandler,
+  );
   const sockets = new Set<net.Socket>();
   const http2Sessions = new Set<http2.ServerHttp2Session>();
   http2Server.on("session", (session) => {
     http2Sessions.add(session);
+    http2PeerAddresses.set(session, connectingPeerAddress);
     session.once("close", () => http2Sessions.delete(session));
+    keepSessionAlive(session, limits);
   });
   const httpFront = net.createServer((socket) => {
+    // A connection that never says which protocol it speaks is dropped.
+    socket.setTimeout(limits.headersTimeoutMs, () => socket.destroy());
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     socket.once("data", (chunk: Buffer) => {
+      socket.setTimeout(0);
       socket.pause();
       if (chunk.subarray(0, 3).toString("latin1") === HTTP2_PREFACE_START) {
+        // The server creates the session (and emits "session") synchronously.
+        connectingPeerAddress = socket.remoteAddress ?? "";
         http2Server.emit("connection", replayingStream(socket, chunk));
       } else {
         socket.unshift(chunk);

@@ -56,9 +56,36 @@ function errorResponse(error: ConnectError): grpc.ServerErrorResponse {
   });
 }
 
-function callContext(call: grpc.ServerUnaryCall<Buffer, unknown>): CallContext {
+/**
+ * Aborted when the client cancels or when its deadline passes; grpc-js answers
+ * DEADLINE_EXCEEDED itself, but does not tell the handler, so the deadline has its own timer.
+ */
+function callSignal(call: grpc.ServerUnaryCall<Buffer, unknown>): {
+  signal: AbortSignal;
+  /** Stops the deadline timer once the call is answered. */
+  release(): void;
+} {
   const controller = new AbortController();
-  call.once("cancelled", () => controller.abort());
+  call.once("cancelled", () =>
+    controller.abort(new ConnectError("the call was cancelled", Code.Canceled)),
+  );
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (Number.isFinite(deadlineMs)) {
+    const timer = setTimeout(
+      () => controller.abort(new ConnectError("the deadline has passed", Code.DeadlineExceeded)),
+      Math.max(0, deadlineMs - Date.now()),
+    );
+    timer.unref();
+    return { signal: controller.signal, release: () => clearTimeout(timer) };
+  }
+  return { signal: controller.signal, release: () => {} };
+}
+
+function callContext(
+  call: grpc.ServerUnaryCall<Buffer, unknown>,
+  signal: AbortSignal,
+): CallContext {
   return {
     requestHeader(name) {
       const value = call.metadata.get(name)[0];
@@ -69,7 +96,7 @@ function callContext(call: grpc.ServerUnaryCall<Buffer, unknown>): CallContext {
       .getPeer()
       .replace(/:\d+$/, "")
       .replace(/^\[(.*)\]$/, "$1"),
-    signal: controller.signal,
+    signal,
   };
 }
 
@@ -98,6 +125,7 @@ export function addGrpcService<S extends DescService>(
       responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     };
     const unary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
+      const { signal, release } = callSignal(call);
       const run = async () => {
         let request: ReturnType<typeof fromBinary>;
         try {
@@ -111,15 +139,17 @@ export function addGrpcService<S extends DescService>(
             error,
           );
         }
-        return create(method.output, await handler(request, callContext(call)));
+        return create(method.output, await handler(request, callContext(call, signal)));
       };
-      run().then(
-        (response) => callback(null, response),
-        (error: unknown) =>
-          callback(
-            errorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure))),
-          ),
-      );
+      run()
+        .finally(release)
+        .then(
+          (response) => callback(null, response),
+          (error: unknown) =>
+            callback(
+              errorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure))),
+            ),
+        );
     };
     implementation[method.localName] = unary;
   }
