@@ -92,7 +92,9 @@ export function createQueuedHasher(
   const queue = new PQueue({ concurrency: options.concurrency });
 
   function run<T>(work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-    signal?.throwIfAborted();
+    if (signal?.aborted) {
+      return Promise.reject(signal.reason);
+    }
     if (queue.pending >= options.concurrency && queue.size >= options.maxQueued) {
       return Promise.reject(
         new AuthError("RATE_LIMITED", "the service is busy; retry later", {
