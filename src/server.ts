@@ -173,6 +173,44 @@ function keepSessionAlive(session: http2.ServerHttp2Session, limits: TransportLi
   session.once("close", () => clearTimeout(idleTimer));
 }
 
+/** The size of a call's metadata as it came in: names and values, in bytes. */
+function metadataBytes(metadata: grpc.Metadata): number {
+  let bytes = 0;
+  for (const [name, values] of Object.entries(metadata.toHttp2Headers())) {
+    for (const value of [values].flat()) {
+      bytes += name.length + Buffer.byteLength(String(value));
+    }
+  }
+  return bytes;
+}
+
+/**
+ * grpc-js has no setting for the size of request headers: calls whose metadata is larger
+ * than `maxBytes` are answered RESOURCE_EXHAUSTED before any handler runs.
+ */
+function metadataSizeLimit(maxBytes: number): grpc.ServerInterceptor {
+  return (_method, call) => {
+    const limited: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, passOn) {
+            if (metadataBytes(metadata) > maxBytes) {
+              limited.sendStatus({
+                code: grpc.status.RESOURCE_EXHAUSTED,
+                details: "the request headers are too large",
+                metadata: new grpc.Metadata(),
+              });
+              return;
+            }
+            passOn(metadata);
+          },
+        });
+      },
+    });
+    return limited;
+  };
+}
+
 /** Creates the gRPC server (grpc-js) and the Connect/gRPC-Web server (connect-node), not yet listening. */
 export function createServers(options: ServersOptions): AuthServers {
   const { handlers, onInternalError } = options;
@@ -186,6 +224,7 @@ export function createServers(options: ServersOptions): AuthServers {
     "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
     // Caps what one connection may buffer (HTTP/2 headers and frames in flight), in MiB.
     "grpc-node.max_session_memory": 10,
+    interceptors: [metadataSizeLimit(limits.maxHeaderBytes)],
   });
   addGrpcService(grpcServer, AuthService, handlers, onInternalError);
   const health = new HealthImplementation({
