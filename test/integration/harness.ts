@@ -5,6 +5,7 @@ import { anyUnpack, durationMs } from "@bufbuild/protobuf/wkt";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
+import pg from "pg";
 import { type Logger, pino } from "pino";
 import { AuthService } from "../../gen/auth/v1/auth_pb.js";
 import {
@@ -285,3 +286,26 @@ export function capturingLogger(): { logger: Logger; text(): string; entries(): 
 }
 
 export type LogEntry = Record<string, unknown> & { msg: string };
+
+/**
+ * A database of the test's own: on PostgreSQL a fresh schema (through `search_path`), so a test
+ * that counts rows is not disturbed by test files running beside it; on PGlite (undefined) every
+ * server has its own in-memory database anyway.
+ */
+export async function isolatedDatabaseUrl(): Promise<string | undefined> {
+  const base = process.env.TEST_DATABASE_URL;
+  if (!base) {
+    return undefined;
+  }
+  const schema = uniqueName("test");
+  const client = new pg.Client({ connectionString: base });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA ${schema}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(base);
+  url.searchParams.set("options", `-c search_path=${schema}`);
+  return url.toString();
+}
