@@ -288,24 +288,30 @@ export function capturingLogger(): { logger: Logger; text(): string; entries(): 
 export type LogEntry = Record<string, unknown> & { msg: string };
 
 /**
- * A database of the test's own: on PostgreSQL a fresh schema (through `search_path`), so a test
- * that counts rows is not disturbed by test files running beside it; on PGlite (undefined) every
- * server has its own in-memory database anyway.
+ * A database of the test's own: on PostgreSQL a fresh database beside TEST_DATABASE_URL's, so a
+ * test that counts rows is not disturbed by test files running beside it; on PGlite (no URL)
+ * every server has its own in-memory database anyway. `drop` removes it.
  */
-export async function isolatedDatabaseUrl(): Promise<string | undefined> {
+export async function isolatedDatabase(): Promise<{
+  url: string | undefined;
+  drop(): Promise<void>;
+}> {
   const base = process.env.TEST_DATABASE_URL;
   if (!base) {
-    return undefined;
+    return { url: undefined, drop: async () => {} };
   }
-  const schema = uniqueName("test");
-  const client = new pg.Client({ connectionString: base });
-  await client.connect();
-  try {
-    await client.query(`CREATE SCHEMA ${schema}`);
-  } finally {
-    await client.end();
-  }
+  const name = uniqueName("auth_test");
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: base });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
   const url = new URL(base);
-  url.searchParams.set("options", `-c search_path=${schema}`);
-  return url.toString();
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }

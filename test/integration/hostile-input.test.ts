@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthService } from "../../gen/auth/v1/auth_pb.js";
 import {
   grpcErrorFacts,
-  isolatedDatabaseUrl,
+  isolatedDatabase,
   newUser,
   signUpAndLogin,
   startTestServer,
@@ -62,6 +62,7 @@ const nastyFragment = fc.constantFrom(
   '{"$gt":""}',
   '"}],"x":[{"',
   "%00",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a log4shell probe, meant literally
   "${jndi:ldap://127.0.0.1/x}",
   "<script>alert(1)</script>",
   "@",
@@ -97,12 +98,17 @@ describe("hostile input", () => {
   let server: TestServer;
   let tokens: { accessToken: string; refreshToken: string };
 
+  let database: Awaited<ReturnType<typeof isolatedDatabase>>;
+
   beforeAll(async () => {
-    const url = await isolatedDatabaseUrl();
-    server = await startTestServer(url ? { DATABASE_URL: url } : {});
+    database = await isolatedDatabase();
+    server = await startTestServer(database.url ? { DATABASE_URL: database.url } : {});
     ({ tokens } = await signUpAndLogin(server));
   });
-  afterAll(() => server?.close());
+  afterAll(async () => {
+    await server?.close();
+    await database?.drop();
+  });
 
   /** Calls over grpc-js; asserts a contract code and, for a rejection, that no row changed. */
   async function callGrpc<I extends DescMessage>(
