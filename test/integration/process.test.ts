@@ -85,6 +85,42 @@ describe("the auth-service process", () => {
     late.close();
   });
 
+  it("under load, SIGTERM lets every in-flight call finish, refuses new ones and exits 0", async () => {
+    const service = await startProcess({
+      ARGON2_TIME_COST: "40",
+      ARGON2_MEMORY_KIB: "8192",
+      // Test files share 127.0.0.1 (and, on PostgreSQL, its counters).
+      RATE_LIMIT_SIGNUP_ADDRESS: "1000000/1h",
+      RATE_LIMIT_LOGIN_ADDRESS: "1000000/1h",
+    });
+    const { client, close } = connectGrpc(service.address);
+    const users = Array.from({ length: 12 }, () => newUser());
+    await Promise.all(users.map((input) => client.signUp(input)));
+    // Twelve logins queue behind the hasher (two at a time): most are in flight at SIGTERM.
+    const inFlight = users.map((input, i) =>
+      client
+        .login({ identifier: input.username, password: i % 3 ? input.password : "wrong!!!" })
+        .then(
+          () => "accepted",
+          (error: grpc.ServiceError) => error.code,
+        ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    service.child.kill("SIGTERM");
+    await expect
+      .poll(() => service.lines.some((line) => JSON.parse(line).msg === "shutting down"))
+      .toBe(true);
+    const late = connectGrpc(service.address);
+    const refused = await grpcFailure(late.client.getJwks({}));
+    expect(refused.code).toBe(grpc.status.UNAVAILABLE);
+    late.close();
+    const outcomes = await Promise.all(inFlight);
+    expect(outcomes.filter((outcome) => outcome === "accepted")).toHaveLength(8);
+    expect(outcomes.filter((outcome) => outcome === grpc.status.UNAUTHENTICATED)).toHaveLength(4);
+    expect(await service.exited).toBe(0);
+    close();
+  });
+
   it("refuses to start on a bad setting with one clear line and exit code 2", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
       cwd: ROOT,
