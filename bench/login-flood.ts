@@ -9,17 +9,15 @@
  * Rate limits are raised so that every call reaches the hasher: this measures the queue.
  * Half the calls name a real user, half an unknown one (a dummy verify costs the same).
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { connectGrpc, newUser } from "../test/integration/harness.js";
+import { connectGrpc, newUser, spawnService } from "../test/integration/harness.js";
 
 const CALLS = 1_000;
 const grpcStatus = grpc.status as unknown as Record<number, string>;
-const ROOT = new URL("..", import.meta.url).pathname;
 
 function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -29,39 +27,15 @@ function peakRssMiB(pid: number): number {
 
 async function flood(hashQueueMax: string) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "auth-bench-"));
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      HTTP_PORT: "0",
-      DATA_DIR: dataDir,
-      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
-      HASH_QUEUE_MAX: hashQueueMax,
-      RATE_LIMIT_LOGIN_IDENTIFIER: "1000000/1m",
-      RATE_LIMIT_LOGIN_ADDRESS: "1000000/1m",
-      RATE_LIMIT_SIGNUP_ADDRESS: "1000000/1m",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
+  const { child, address } = await spawnService({
+    DATA_DIR: dataDir,
+    ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+    HASH_QUEUE_MAX: hashQueueMax,
+    RATE_LIMIT_LOGIN_IDENTIFIER: "1000000/1m",
+    RATE_LIMIT_LOGIN_ADDRESS: "1000000/1m",
+    RATE_LIMIT_SIGNUP_ADDRESS: "1000000/1m",
   });
-  child.stdout?.setEncoding("utf8");
   try {
-    const address = await new Promise<string>((resolve, reject) => {
-      child.once("exit", (code) => reject(new Error(`service exited with ${code}`)));
-      let buffered = "";
-      child.stdout?.on("data", (chunk) => {
-        buffered += chunk;
-        const lines = buffered.split("\n");
-        buffered = lines.pop() ?? "";
-        for (const line of lines) {
-          const entry = JSON.parse(line) as { msg: string; grpc?: string };
-          if (entry.msg === "auth-service listening" && entry.grpc) {
-            resolve(entry.grpc);
-          }
-        }
-      });
-    });
     const { client, close } = connectGrpc(address);
     const user = newUser();
     await client.signUp(user);

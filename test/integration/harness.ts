@@ -1,3 +1,4 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import { create, fromBinary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
@@ -314,4 +315,55 @@ export async function isolatedDatabase(): Promise<{
   const url = new URL(base);
   url.pathname = `/${name}`;
   return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+/**
+ * Starts `src/main.ts serve` as a real process on random loopback ports (on TEST_DATABASE_URL's
+ * database when set); resolves once it logs that it listens. `onSpawn` gets the child at once,
+ * so a caller can kill it even when it never comes up.
+ */
+export async function spawnService(
+  environment: Record<string, string>,
+  onSpawn: (child: ChildProcess) => void = () => {},
+) {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      HTTP_PORT: "0",
+      ...(process.env.TEST_DATABASE_URL ? { DATABASE_URL: process.env.TEST_DATABASE_URL } : {}),
+      ...environment,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  onSpawn(child);
+  const lines: string[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  const address = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stdout?.on("data", (chunk) => {
+      buffered += chunk;
+      const parts = buffered.split("\n");
+      buffered = parts.pop() ?? "";
+      for (const line of parts) {
+        lines.push(line);
+        const entry = JSON.parse(line) as { msg: string; grpc?: string };
+        if (entry.msg === "auth-service listening" && entry.grpc) {
+          resolve(entry.grpc);
+        }
+      }
+    });
+    exited.then((code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)));
+  });
+  return { child, address, lines, exited, stderr: () => stderr };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { connectGrpc, grpcFailure, newUser } from "./harness.js";
+import { connectGrpc, grpcFailure, newUser, spawnService } from "./harness.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const children: ChildProcess[] = [];
@@ -19,49 +19,11 @@ afterEach(async () => {
   }
 });
 
-/** Starts `src/main.ts` as a real process; resolves once it logs that it listens. */
+/** Starts `src/main.ts` as a real process in a data directory of its own. */
 async function startProcess(environment: Record<string, string>) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "auth-process-"));
   directories.push(dataDir);
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      HTTP_PORT: "0",
-      DATA_DIR: dataDir,
-      ...(process.env.TEST_DATABASE_URL ? { DATABASE_URL: process.env.TEST_DATABASE_URL } : {}),
-      ...environment,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const lines: string[] = [];
-  let stderr = "";
-  child.stderr?.on("data", (chunk) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code) => resolve(code)),
-  );
-  const address = await new Promise<string>((resolve, reject) => {
-    let buffered = "";
-    child.stdout?.on("data", (chunk) => {
-      buffered += chunk;
-      const parts = buffered.split("\n");
-      buffered = parts.pop() ?? "";
-      for (const line of parts) {
-        lines.push(line);
-        const entry = JSON.parse(line) as { msg: string; grpc?: string };
-        if (entry.msg === "auth-service listening" && entry.grpc) {
-          resolve(entry.grpc);
-        }
-      }
-    });
-    exited.then((code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)));
-  });
-  return { child, address, lines, exited, stderr: () => stderr };
+  return spawnService({ DATA_DIR: dataDir, ...environment }, (child) => children.push(child));
 }
 
 describe("the auth-service process", () => {
