@@ -56,36 +56,11 @@ function errorResponse(error: ConnectError): grpc.ServerErrorResponse {
   });
 }
 
-/**
- * Aborted when the client cancels or when its deadline passes; grpc-js answers
- * DEADLINE_EXCEEDED itself, but does not tell the handler, so the deadline has its own timer.
- */
-function callSignal(call: grpc.ServerUnaryCall<Buffer, unknown>): {
-  signal: AbortSignal;
-  /** Stops the deadline timer once the call is answered. */
-  release(): void;
-} {
+function callContext(call: grpc.ServerUnaryCall<Buffer, unknown>): CallContext {
   const controller = new AbortController();
-  call.once("cancelled", () =>
-    controller.abort(new ConnectError("the call was cancelled", Code.Canceled)),
-  );
-  const deadline = call.getDeadline();
-  const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (Number.isFinite(deadlineMs)) {
-    const timer = setTimeout(
-      () => controller.abort(new ConnectError("the deadline has passed", Code.DeadlineExceeded)),
-      Math.max(0, deadlineMs - Date.now()),
-    );
-    timer.unref();
-    return { signal: controller.signal, release: () => clearTimeout(timer) };
-  }
-  return { signal: controller.signal, release: () => {} };
-}
-
-function callContext(
-  call: grpc.ServerUnaryCall<Buffer, unknown>,
-  signal: AbortSignal,
-): CallContext {
+  // grpc-js emits "cancelled" when the client cancels and also when the deadline passes
+  // (it answers DEADLINE_EXCEEDED itself): either way nobody waits for the answer any more.
+  call.once("cancelled", () => controller.abort());
   return {
     requestHeader(name) {
       const value = call.metadata.get(name)[0];
@@ -96,7 +71,7 @@ function callContext(
       .getPeer()
       .replace(/:\d+$/, "")
       .replace(/^\[(.*)\]$/, "$1"),
-    signal,
+    signal: controller.signal,
   };
 }
 
@@ -125,7 +100,6 @@ export function addGrpcService<S extends DescService>(
       responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     };
     const unary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
-      const { signal, release } = callSignal(call);
       const run = async () => {
         let request: ReturnType<typeof fromBinary>;
         try {
@@ -139,17 +113,15 @@ export function addGrpcService<S extends DescService>(
             error,
           );
         }
-        return create(method.output, await handler(request, callContext(call, signal)));
+        return create(method.output, await handler(request, callContext(call)));
       };
-      run()
-        .finally(release)
-        .then(
-          (response) => callback(null, response),
-          (error: unknown) =>
-            callback(
-              errorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure))),
-            ),
-        );
+      run().then(
+        (response) => callback(null, response),
+        (error: unknown) =>
+          callback(
+            errorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure))),
+          ),
+      );
     };
     implementation[method.localName] = unary;
   }

@@ -23,7 +23,16 @@ afterEach(async () => {
 async function startProcess(environment: Record<string, string>) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "auth-process-"));
   directories.push(dataDir);
-  return spawnService({ DATA_DIR: dataDir, ...environment }, (child) => children.push(child));
+  return spawnService(
+    {
+      DATA_DIR: dataDir,
+      // Test files share 127.0.0.1 (and, on PostgreSQL, its counters).
+      RATE_LIMIT_SIGNUP_ADDRESS: "1000000/1h",
+      RATE_LIMIT_LOGIN_ADDRESS: "1000000/1h",
+      ...environment,
+    },
+    (child) => children.push(child),
+  );
 }
 
 describe("the auth-service process", () => {
@@ -51,9 +60,6 @@ describe("the auth-service process", () => {
     const service = await startProcess({
       ARGON2_TIME_COST: "40",
       ARGON2_MEMORY_KIB: "8192",
-      // Test files share 127.0.0.1 (and, on PostgreSQL, its counters).
-      RATE_LIMIT_SIGNUP_ADDRESS: "1000000/1h",
-      RATE_LIMIT_LOGIN_ADDRESS: "1000000/1h",
     });
     const { client, close } = connectGrpc(service.address);
     const users = Array.from({ length: 12 }, () => newUser());

@@ -58,7 +58,7 @@ describe("rate limits", () => {
   it("backs off exponentially beyond the limit, and a success resets the identifier", async () => {
     const input = newUser();
     const address = { "x-forwarded-for": uniqueAddress() };
-    await server.grpc.signUp(input);
+    await server.grpc.signUp(input, { "x-forwarded-for": uniqueAddress() });
     const attempt = (password: string) =>
       server.grpc.login({ identifier: input.email.toUpperCase(), password }, address);
     const wrong = () => grpcFailure(attempt("wrong password 2"));
@@ -115,7 +115,7 @@ describe("rate limits", () => {
   it("does not count successful logins against the address", async () => {
     const address = { "x-forwarded-for": uniqueAddress() };
     const input = newUser();
-    await server.grpc.signUp(input);
+    await server.grpc.signUp(input, { "x-forwarded-for": uniqueAddress() });
     for (let i = 0; i < 12; i += 1) {
       await server.grpc.login({ identifier: input.username, password: input.password }, address);
     }
