@@ -79,12 +79,13 @@ describe.runIf(databaseUrl)("a PostgreSQL outage", () => {
 
     await proxy.cut();
     const started = Date.now();
-    for (const call of [
-      server.grpc.login({ identifier: input.username, password: input.password }),
-      server.grpc.refresh({ refreshToken: login.tokens?.refreshToken ?? "" }),
-      server.grpc.signUp(newUser()),
+    // Each failure is caught as the call starts, so none of them goes unhandled while another is awaited.
+    for (const failure of [
+      grpcFailure(server.grpc.login({ identifier: input.username, password: input.password })),
+      grpcFailure(server.grpc.refresh({ refreshToken: login.tokens?.refreshToken ?? "" })),
+      grpcFailure(server.grpc.signUp(newUser())),
     ]) {
-      const error = await grpcFailure(call);
+      const error = await failure;
       expect(error).toMatchObject({ code: grpc.status.UNAVAILABLE, reason: "UNAVAILABLE" });
       expect(error.message).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|select|insert/i);
     }
