@@ -14,7 +14,11 @@ import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { AuthService } from "../gen/auth/v1/auth_pb.js";
-import { addConnectService, peerAddressKey } from "./rpc/connect-adapter.js";
+import {
+  addConnectService,
+  answerDecodeFailuresAsInvalidArgument,
+  peerAddressKey,
+} from "./rpc/connect-adapter.js";
 import { addGrpcService } from "./rpc/grpc-adapter.js";
 import type { InternalErrorListener, ServiceHandlers } from "./rpc/handler.js";
 
@@ -235,7 +239,10 @@ export function createServers(options: ServersOptions): AuthServers {
   reflectionService().addToServer(grpcServer);
 
   const connectHandler = connectNodeAdapter({
-    routes: (router) => addConnectService(router, AuthService, handlers, onInternalError),
+    routes: (router) => {
+      addConnectService(router, AuthService, handlers, onInternalError);
+      answerDecodeFailuresAsInvalidArgument(router);
+    },
     readMaxBytes: MAX_REQUEST_BYTES,
     contextValues: (request) =>
       createContextValues().set(

@@ -45,6 +45,12 @@ const CONTRACT_REASONS = new Set([
 
 const RUNS = 40;
 
+/** Bytes for a request message: random, or a valid tag and length followed by garbage or too little. */
+const malformedMessage = fc.oneof(
+  fc.uint8Array({ maxLength: 64 }),
+  fc.uint8Array({ maxLength: 32 }).map((tail) => Uint8Array.from([0x0a, 0x7f, ...tail])),
+);
+
 /** Text that has broken parsers, databases and normalizers before. */
 const nastyFragment = fc.constantFrom(
   "\u0000",
@@ -211,7 +217,7 @@ describe("hostile input", () => {
     );
   });
 
-  it("every RPC, with arbitrary bytes for a request message", async () => {
+  it("every RPC, with arbitrary bytes for a request message, over gRPC on both ports", async () => {
     const definition = Object.fromEntries(
       AuthService.methods.map((method) => [
         method.localName,
@@ -227,21 +233,22 @@ describe("hostile input", () => {
       ]),
     );
     const Raw = grpc.makeGenericClientConstructor(definition, "RawAuth");
-    const raw = new Raw(server.grpcAddress, grpc.credentials.createInsecure()) as unknown as Record<
+    type RawClient = Record<
       string,
       (bytes: Uint8Array, callback: (error: grpc.ServiceError | null) => void) => void
     > &
       grpc.Client;
+    // gRPC on both ports: grpc-js, and connect-node's gRPC over h2c.
+    const clients = [server.grpcAddress, `127.0.0.1:${server.app.httpPort}`].map(
+      (address) => new Raw(address, grpc.credentials.createInsecure()) as unknown as RawClient,
+    );
     try {
       await fc.assert(
         fc.asyncProperty(
+          fc.constantFrom(...clients),
           fc.constantFrom(...AuthService.methods.map((method) => method.localName)),
-          fc.oneof(
-            fc.uint8Array({ maxLength: 64 }),
-            // A valid tag and length, then garbage or a truncation.
-            fc.uint8Array({ maxLength: 32 }).map((tail) => Uint8Array.from([0x0a, 0x7f, ...tail])),
-          ),
-          async (method, bytes) => {
+          malformedMessage,
+          async (raw, method, bytes) => {
             const before = await snapshot(server);
             const error = await new Promise<grpc.ServiceError | null>((resolve) =>
               raw[method]?.call(raw, bytes, resolve),
@@ -255,8 +262,52 @@ describe("hostile input", () => {
         { numRuns: RUNS * 3 },
       );
     } finally {
-      raw.close();
+      for (const raw of clients) {
+        raw.close();
+      }
     }
+  });
+
+  it("every RPC, with arbitrary bytes as binary Connect and gRPC-Web requests", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...AuthService.methods.map((method) => method.name)),
+        fc.boolean(),
+        malformedMessage,
+        async (method, grpcWeb, bytes) => {
+          const before = await snapshot(server);
+          const envelope = Buffer.alloc(5 + bytes.length);
+          envelope.writeUInt32BE(bytes.length, 1);
+          envelope.set(bytes, 5);
+          const response = await fetch(
+            `http://127.0.0.1:${server.app.httpPort}/auth.v1.AuthService/${method}`,
+            {
+              method: "POST",
+              headers: {
+                "content-type": grpcWeb ? "application/grpc-web+proto" : "application/proto",
+              },
+              body: grpcWeb ? envelope : bytes,
+            },
+          );
+          const answer = Buffer.from(await response.arrayBuffer());
+          let code: string | undefined;
+          if (grpcWeb) {
+            const status = /grpc-status: ?(\d+)/.exec(answer.toString("latin1"))?.[1];
+            code = status === "0" ? undefined : status;
+            if (code !== undefined) {
+              expect(CONTRACT_CODES, `${method} answered ${code}`).toContain(Number(code));
+            }
+          } else if (response.status !== 200) {
+            code = (JSON.parse(answer.toString("utf8")) as { code: string }).code;
+            expect(CONTRACT_CONNECT_CODES, `${method} answered ${code}`).toContain(code);
+          }
+          if (code !== undefined) {
+            expect(await snapshot(server)).toEqual(before);
+          }
+        },
+      ),
+      { numRuns: RUNS * 3 },
+    );
   });
 
   describe("over the Connect JSON path, with wrong types", () => {
