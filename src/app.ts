@@ -1,13 +1,15 @@
 import type { Logger } from "pino";
 import { createAccounts } from "./accounts/accounts.js";
-import { createArgon2idHasher } from "./accounts/password-hasher.js";
+import { createArgon2idHasher, createQueuedHasher } from "./accounts/password-hasher.js";
+import { createRateLimiter } from "./accounts/rate-limiter.js";
+import { createAuditLog } from "./audit-log.js";
 import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type Database, openDatabase, pingDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { createAuthHandlers } from "./rpc/auth-handlers.js";
 import { createEnvoyAuthorizationHandlers } from "./rpc/envoy-authorization.js";
-import { createServers } from "./server.js";
+import { createServers, type TransportLimits } from "./server.js";
 import {
   createAccessTokenIssuer,
   createAccessTokenVerifier,
@@ -21,12 +23,17 @@ import {
   startRevocationFeed,
 } from "./tokens/revocations.js";
 
+/** Old rate-limit counters are deleted this often. */
+const RATE_LIMIT_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
+
 export interface AppOptions {
   config: Config;
   clock: Clock;
   logger: Logger;
   /** How often the database is pinged to keep the health status current. */
   healthCheckIntervalMs?: number;
+  /** Overrides of the transport limits (tests shorten the timeouts). */
+  transportLimits?: Partial<TransportLimits>;
 }
 
 export interface App {
@@ -72,7 +79,21 @@ export async function startApp(options: AppOptions): Promise<App> {
       syncIntervalMs: config.revocationSyncIntervalMs,
       onError: (error) => logger.warn({ err: error }, "revocation feed"),
     });
-    const accounts = createAccounts({ db, hasher: createArgon2idHasher(config.argon2), clock });
+    const audit = createAuditLog(logger);
+    const rateLimiter = createRateLimiter({
+      db,
+      clock,
+      rules: {
+        login_identifier: config.rateLimitLoginIdentifier,
+        login_address: config.rateLimitLoginAddress,
+        signup_address: config.rateLimitSignUpAddress,
+      },
+    });
+    const hasher = createQueuedHasher(createArgon2idHasher(config.argon2), {
+      concurrency: config.hashConcurrency,
+      maxQueued: config.hashQueueMax,
+    });
+    const accounts = createAccounts({ db, hasher, clock, rateLimiter, audit });
     const sessions = createSessions({
       db,
       clock,
@@ -85,6 +106,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       }),
       refreshTokenTtlMs: config.refreshTokenTtlMs,
       sessionMaxAgeMs: config.sessionMaxAgeMs,
+      reuseGraceMs: config.refreshReuseGraceMs,
+      audit,
       onSessionsRevoked: (sessionIds, revokeTime) => revocations.add({ sessionIds, revokeTime }),
     });
     const verifyAccessToken = withRevocationCheck(
@@ -104,9 +127,11 @@ export async function startApp(options: AppOptions): Promise<App> {
         verifyAccessToken,
         revocations,
         jwksJson: keys.jwksJson,
+        trustProxy: config.trustProxy,
       }),
       envoyAuthorization: createEnvoyAuthorizationHandlers({ verifyAccessToken }),
       jwksJson: keys.jwksJson,
+      limits: options.transportLimits,
       onInternalError: (error, procedure) =>
         logger.error({ err: error, procedure }, "internal error"),
     });
@@ -127,12 +152,19 @@ export async function startApp(options: AppOptions): Promise<App> {
       }
     }, options.healthCheckIntervalMs ?? 5_000);
     healthTimer.unref();
+    const pruneTimer = setInterval(() => {
+      rateLimiter
+        .prune()
+        .catch((error: unknown) => logger.warn({ err: error }, "rate limit prune failed"));
+    }, RATE_LIMIT_PRUNE_INTERVAL_MS);
+    pruneTimer.unref();
 
     return {
       ...ports,
       db,
       async close() {
         clearInterval(healthTimer);
+        clearInterval(pruneTimer);
         servers.setServing(false);
         // Open WatchRevocations streams end first: they would hold the shutdown up.
         revocations.close();

@@ -21,6 +21,8 @@ export interface FieldViolation {
 export interface AuthErrorOptions {
   fieldViolations?: FieldViolation[];
   metadata?: Record<string, string>;
+  /** For RATE_LIMITED: how long the client should wait (google.rpc.RetryInfo). */
+  retryDelayMs?: number;
   cause?: unknown;
 }
 
@@ -32,6 +34,7 @@ export class AuthError extends Error {
   override readonly name = "AuthError";
   readonly fieldViolations: FieldViolation[];
   readonly metadata: Record<string, string>;
+  readonly retryDelayMs: number | undefined;
 
   constructor(
     readonly reason: AuthErrorReason,
@@ -41,5 +44,6 @@ export class AuthError extends Error {
     super(message, { cause: options.cause });
     this.fieldViolations = options.fieldViolations ?? [];
     this.metadata = options.metadata ?? {};
+    this.retryDelayMs = options.retryDelayMs;
   }
 }

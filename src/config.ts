@@ -1,5 +1,12 @@
+import { availableParallelism } from "node:os";
 import ms from "ms";
 import { z } from "zod";
+
+/** At most `limit` events per `windowMs` (settings written like `5/15m`). */
+export interface RateLimit {
+  limit: number;
+  windowMs: number;
+}
 
 export interface Argon2Params {
   memoryKib: number;
@@ -34,6 +41,17 @@ export interface Config {
   /** How often revoked sessions are re-read, healing any missed notification. */
   revocationSyncIntervalMs: number;
   argon2: Argon2Params;
+  /** Password hashes computed at once; more wait in a queue of at most `hashQueueMax`. */
+  hashConcurrency: number;
+  hashQueueMax: number;
+  /** Failed logins per identifier, failed logins per client address, sign-ups per client address. */
+  rateLimitLoginIdentifier: RateLimit;
+  rateLimitLoginAddress: RateLimit;
+  rateLimitSignUpAddress: RateLimit;
+  /** Take the client address from the first `x-forwarded-for` hop instead of the socket. */
+  trustProxy: boolean;
+  /** How long a rotated refresh token may still be presented (0: strict rotation). */
+  refreshReuseGraceMs: number;
   /** How long in-flight calls may run after SIGTERM before they are cut. */
   shutdownTimeoutMs: number;
   logLevel: string;
@@ -58,6 +76,29 @@ const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
 const optionalText = z.string().optional();
+
+const rate = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((text, ctx): RateLimit => {
+      const match = /^(\d+)\/(.+)$/.exec(text);
+      const limit = match ? Number(match[1]) : Number.NaN;
+      const windowMs = match ? ms(match[2] as ms.StringValue) : Number.NaN;
+      if (!(limit >= 1 && Number.isSafeInteger(limit) && windowMs >= 1000)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected a rate like "5/15m" (at least 1 per 1s)`,
+        });
+        return z.NEVER;
+      }
+      return { limit, windowMs };
+    });
+
+const flag = z
+  .enum(["true", "false", "1", "0"])
+  .default("false")
+  .transform((text) => text === "true" || text === "1");
 
 const environmentSchema = z
   .object({
@@ -90,6 +131,14 @@ const environmentSchema = z
     ARGON2_MEMORY_KIB: integer(19456, 1024, 4 * 1024 * 1024),
     ARGON2_TIME_COST: integer(2, 1, 100),
     ARGON2_PARALLELISM: integer(1, 1, 64),
+    HASH_CONCURRENCY: integer(availableParallelism(), 1, 256),
+    HASH_QUEUE_MAX: integer(64, 0, 100_000),
+    // NIST SP 800-63B §5.2.2: limit failed attempts per account, back off beyond.
+    RATE_LIMIT_LOGIN_IDENTIFIER: rate("5/15m"),
+    RATE_LIMIT_LOGIN_ADDRESS: rate("100/15m"),
+    RATE_LIMIT_SIGNUP_ADDRESS: rate("20/1h"),
+    TRUST_PROXY: flag,
+    REFRESH_REUSE_GRACE: duration("0s").refine((v) => v <= 60_000, "must be at most 60s"),
     SHUTDOWN_TIMEOUT: duration("10s"),
     LOG_LEVEL: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
@@ -149,6 +198,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       timeCost: e.ARGON2_TIME_COST,
       parallelism: e.ARGON2_PARALLELISM,
     },
+    hashConcurrency: e.HASH_CONCURRENCY,
+    hashQueueMax: e.HASH_QUEUE_MAX,
+    rateLimitLoginIdentifier: e.RATE_LIMIT_LOGIN_IDENTIFIER,
+    rateLimitLoginAddress: e.RATE_LIMIT_LOGIN_ADDRESS,
+    rateLimitSignUpAddress: e.RATE_LIMIT_SIGNUP_ADDRESS,
+    trustProxy: e.TRUST_PROXY,
+    refreshReuseGraceMs: e.REFRESH_REUSE_GRACE,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     logLevel: e.LOG_LEVEL,
   };

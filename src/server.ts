@@ -16,7 +16,11 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { AuthService } from "../gen/auth/v1/auth_pb.js";
 import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
-import { addConnectService, peerAddressKey } from "./rpc/connect-adapter.js";
+import {
+  addConnectService,
+  answerDecodeFailuresAsInvalidArgument,
+  peerAddressKey,
+} from "./rpc/connect-adapter.js";
 import { addGrpcService } from "./rpc/grpc-adapter.js";
 import type { InternalErrorListener, ServiceHandlers } from "./rpc/handler.js";
 
@@ -28,6 +32,31 @@ export const JWKS_PATH = "/.well-known/jwks.json";
 /** Verifiers may cache the JWK Set this long; a new key is published before it signs. */
 export const JWKS_MAX_AGE_SECONDS = 300;
 
+/** What one client connection may take of the server, on both ports (README "Transport limits"). */
+export interface TransportLimits {
+  /** Concurrent calls (HTTP/2 streams) per connection. */
+  maxConcurrentStreams: number;
+  /** Request headers (gRPC metadata) per call, in bytes. */
+  maxHeaderBytes: number;
+  /** A connection with no call in flight for this long is closed. */
+  idleTimeoutMs: number;
+  /** The server pings an HTTP/2 connection after this much silence… */
+  keepaliveTimeMs: number;
+  /** …and closes it when the ping is not answered within this. */
+  keepaliveTimeoutMs: number;
+  /** An HTTP/1.1 request must have sent its headers within this. */
+  headersTimeoutMs: number;
+}
+
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  maxConcurrentStreams: 100,
+  maxHeaderBytes: 16 * 1024,
+  idleTimeoutMs: 5 * 60 * 1000,
+  keepaliveTimeMs: 60 * 1000,
+  keepaliveTimeoutMs: 20 * 1000,
+  headersTimeoutMs: 10 * 1000,
+};
+
 export interface ServersOptions {
   handlers: ServiceHandlers<typeof AuthService>;
   /** Envoy ext_authz, served on the gRPC port. */
@@ -35,6 +64,8 @@ export interface ServersOptions {
   /** RFC 7517 JWK Set served at JWKS_PATH. */
   jwksJson: string;
   onInternalError: InternalErrorListener;
+  /** Defaults to DEFAULT_TRANSPORT_LIMITS; tests shorten the timeouts. */
+  limits?: Partial<TransportLimits>;
 }
 
 export interface ListenOptions {
@@ -156,12 +187,97 @@ function jwksRoute(jwksJson: string): ReturnType<typeof connectNodeAdapter> {
   };
 }
 
+/**
+ * grpc-js's idle and keepalive rules, for the Connect port's HTTP/2 sessions: close a session
+ * with no stream open for `idleTimeoutMs`, ping one that has been quiet for `keepaliveTimeMs`,
+ * and destroy it when the ping is not answered within `keepaliveTimeoutMs`.
+ */
+function keepSessionAlive(session: http2.ServerHttp2Session, limits: TransportLimits): void {
+  let openStreams = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
+  const startIdleTimer = () => {
+    idleTimer = setTimeout(() => session.close(), limits.idleTimeoutMs);
+    idleTimer.unref();
+  };
+  session.on("stream", (stream) => {
+    openStreams += 1;
+    clearTimeout(idleTimer);
+    stream.once("close", () => {
+      openStreams -= 1;
+      if (openStreams === 0 && !session.closed) {
+        startIdleTimer();
+      }
+    });
+  });
+  startIdleTimer();
+  session.setTimeout(limits.keepaliveTimeMs, () => {
+    const answered = setTimeout(() => session.destroy(), limits.keepaliveTimeoutMs);
+    answered.unref();
+    const sent = session.ping((error) => {
+      clearTimeout(answered);
+      if (error) {
+        session.destroy();
+      }
+    });
+    if (!sent) {
+      clearTimeout(answered);
+    }
+  });
+  session.once("close", () => clearTimeout(idleTimer));
+}
+
+/** The size of a call's metadata as it came in: names and values, in bytes. */
+function metadataBytes(metadata: grpc.Metadata): number {
+  let bytes = 0;
+  for (const [name, values] of Object.entries(metadata.toHttp2Headers())) {
+    for (const value of [values].flat()) {
+      bytes += name.length + Buffer.byteLength(String(value));
+    }
+  }
+  return bytes;
+}
+
+/**
+ * grpc-js has no setting for the size of request headers: calls whose metadata is larger
+ * than `maxBytes` are answered RESOURCE_EXHAUSTED before any handler runs.
+ */
+function metadataSizeLimit(maxBytes: number): grpc.ServerInterceptor {
+  return (_method, call) => {
+    const limited: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, passOn) {
+            if (metadataBytes(metadata) > maxBytes) {
+              limited.sendStatus({
+                code: grpc.status.RESOURCE_EXHAUSTED,
+                details: "the request headers are too large",
+                metadata: new grpc.Metadata(),
+              });
+              return;
+            }
+            passOn(metadata);
+          },
+        });
+      },
+    });
+    return limited;
+  };
+}
+
 /** Creates the gRPC server (grpc-js) and the Connect/gRPC-Web server (connect-node), not yet listening. */
 export function createServers(options: ServersOptions): AuthServers {
   const { handlers, envoyAuthorization, jwksJson, onInternalError } = options;
+  const limits = { ...DEFAULT_TRANSPORT_LIMITS, ...options.limits };
 
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
+    "grpc.max_concurrent_streams": limits.maxConcurrentStreams,
+    "grpc.max_connection_idle_ms": limits.idleTimeoutMs,
+    "grpc.keepalive_time_ms": limits.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": limits.keepaliveTimeoutMs,
+    // Caps what one connection may buffer (HTTP/2 headers and frames in flight), in MiB.
+    "grpc-node.max_session_memory": 10,
+    interceptors: [metadataSizeLimit(limits.maxHeaderBytes)],
   });
   addGrpcService(grpcServer, AuthService, handlers, onInternalError);
   addGrpcService(grpcServer, Authorization, envoyAuthorization, onInternalError);
@@ -173,29 +289,66 @@ export function createServers(options: ServersOptions): AuthServers {
   reflectionService().addToServer(grpcServer);
 
   const connectHandler = connectNodeAdapter({
-    routes: (router) => addConnectService(router, AuthService, handlers, onInternalError),
+    routes: (router) => {
+      addConnectService(router, AuthService, handlers, onInternalError);
+      answerDecodeFailuresAsInvalidArgument(router);
+    },
     readMaxBytes: MAX_REQUEST_BYTES,
     fallback: jwksRoute(jwksJson),
     contextValues: (request) =>
-      createContextValues().set(peerAddressKey, request.socket.remoteAddress ?? ""),
+      createContextValues().set(
+        peerAddressKey,
+        ("stream" in request
+          ? http2PeerAddresses.get(request.stream.session as http2.ServerHttp2Session)
+          : request.socket.remoteAddress) ?? "",
+      ),
   });
+  // An HTTP/2 session reads a stream wrapped in a socket of Node's own, which knows no
+  // peer address: each session's is noted when the front hands its connection over.
+  const http2PeerAddresses = new WeakMap<http2.ServerHttp2Session, string>();
+  let connectingPeerAddress = "";
   // HTTP/1.1 (browsers, curl) and cleartext HTTP/2 (gRPC, Connect clients) on one port:
   // the first bytes of a connection say which server takes it.
-  const http1Server = http.createServer(connectHandler);
-  const http2Server = http2.createServer(connectHandler);
+  const http1Server = http.createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+    },
+    connectHandler,
+  );
+  // A request is not cut by time: its deadline is the client's (connect-node enforces it).
+  http1Server.requestTimeout = 0;
+  const http2Server = http2.createServer(
+    {
+      settings: {
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderListSize: limits.maxHeaderBytes,
+      },
+      maxSessionMemory: 10,
+    },
+    connectHandler,
+  );
   const sockets = new Set<net.Socket>();
   const http2Sessions = new Set<http2.ServerHttp2Session>();
   http2Server.on("session", (session) => {
     http2Sessions.add(session);
+    http2PeerAddresses.set(session, connectingPeerAddress);
     session.once("close", () => http2Sessions.delete(session));
+    keepSessionAlive(session, limits);
   });
   const httpFront = net.createServer((socket) => {
+    // A connection that never says which protocol it speaks is dropped.
+    socket.setTimeout(limits.headersTimeoutMs, () => socket.destroy());
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     socket.once("data", (chunk: Buffer) => {
+      socket.setTimeout(0);
       socket.pause();
       if (chunk.subarray(0, 3).toString("latin1") === HTTP2_PREFACE_START) {
+        // The server creates the session (and emits "session") synchronously.
+        connectingPeerAddress = socket.remoteAddress ?? "";
         http2Server.emit("connection", replayingStream(socket, chunk));
       } else {
         socket.unshift(chunk);

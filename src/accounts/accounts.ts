@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
+import type { AuditLog, Caller } from "../audit-log.js";
 import { AuthError } from "../auth-error.js";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/database.js";
 import { findUserByIdentifier, insertUser, updatePasswordHash } from "../db/users.js";
 import { createCommonPasswordCheck } from "./common-passwords.js";
 import type { PasswordHasher } from "./password-hasher.js";
+import type { RateLimiter, RateLimitRule } from "./rate-limiter.js";
 import type { User } from "./user.js";
 import { type SignUpInput, validateLogin, validateSignUp } from "./validation.js";
 
@@ -12,53 +14,86 @@ export interface AccountsOptions {
   db: Database;
   hasher: PasswordHasher;
   clock: Clock;
+  rateLimiter: RateLimiter;
+  audit: AuditLog;
 }
 
 export interface Accounts {
-  /** Creates a user; INVALID_ARGUMENT or USER_ALREADY_EXISTS. */
-  signUp(input: SignUpInput): Promise<User>;
-  /** The user behind an identifier and password; INVALID_ARGUMENT or INVALID_CREDENTIALS. */
-  authenticate(identifier: string, password: string): Promise<User>;
+  /** Creates a user; INVALID_ARGUMENT, RATE_LIMITED or USER_ALREADY_EXISTS. */
+  signUp(input: SignUpInput, caller: Caller): Promise<User>;
+  /** The user behind an identifier and password; INVALID_ARGUMENT, RATE_LIMITED or INVALID_CREDENTIALS. */
+  authenticate(identifier: string, password: string, caller: Caller): Promise<User>;
 }
 
 const invalidCredentials = () =>
   new AuthError("INVALID_CREDENTIALS", "the identifier or the password is wrong");
 
-export function createAccounts({ db, hasher, clock }: AccountsOptions): Accounts {
+export function createAccounts({
+  db,
+  hasher,
+  clock,
+  rateLimiter,
+  audit,
+}: AccountsOptions): Accounts {
   const isCommonPassword = createCommonPasswordCheck();
 
+  /** Counts an attempt before any costly work, and leaves an audit line when it is refused. */
+  async function consume(rule: RateLimitRule, subject: string, caller: Caller): Promise<void> {
+    try {
+      await rateLimiter.consume(rule, subject);
+    } catch (error) {
+      if (error instanceof AuthError && error.reason === "RATE_LIMITED") {
+        audit({ event: "rate_limited", caller, reason: rule });
+      }
+      throw error;
+    }
+  }
+
   return {
-    async signUp(input) {
+    async signUp(input, caller) {
       const validation = validateSignUp(input, isCommonPassword);
       if (!validation.ok) {
         throw new AuthError("INVALID_ARGUMENT", "the request has invalid fields", {
           fieldViolations: validation.violations,
         });
       }
+      await consume("signup_address", caller.clientAddress, caller);
       const { password, ...fields } = validation.value;
       const user: User = { id: randomUUID(), ...fields, createTime: new Date(clock()) };
-      await insertUser(db, user, await hasher.hash(password));
+      await insertUser(db, user, await hasher.hash(password, caller.signal));
+      audit({ event: "sign_up", caller, userId: user.id });
       return user;
     },
 
-    async authenticate(identifierText, password) {
+    async authenticate(identifierText, password, caller) {
       const validation = validateLogin(identifierText, password);
       if (!validation.ok) {
         throw new AuthError("INVALID_ARGUMENT", "the request has invalid fields", {
           fieldViolations: validation.violations,
         });
       }
-      const stored =
-        validation.identifier && (await findUserByIdentifier(db, validation.identifier));
+      const { identifier } = validation;
+      // One subject per account whatever the spelling: lookups ignore case, and so does the limit.
+      const subject = identifier
+        ? `${identifier.kind}:${identifier.value.toLowerCase()}`
+        : identifierText;
+      // Counted before the hash is checked, so parallel guesses cannot outrun the count.
+      await consume("login_identifier", subject, caller);
+      await consume("login_address", caller.clientAddress, caller);
+      const stored = identifier && (await findUserByIdentifier(db, identifier));
       if (!stored) {
-        await hasher.verifyDummy(password);
+        await hasher.verifyDummy(password, caller.signal);
+        audit({ event: "login_failed", caller, reason: "unknown_identifier" });
         throw invalidCredentials();
       }
-      if (!(await hasher.verify(stored.passwordHash, password))) {
+      if (!(await hasher.verify(stored.passwordHash, password, caller.signal))) {
+        audit({ event: "login_failed", caller, userId: stored.user.id, reason: "wrong_password" });
         throw invalidCredentials();
       }
+      await rateLimiter.reset("login_identifier", subject);
+      await rateLimiter.refund("login_address", caller.clientAddress);
       if (hasher.needsRehash(stored.passwordHash)) {
-        await updatePasswordHash(db, stored.user.id, await hasher.hash(password));
+        await updatePasswordHash(db, stored.user.id, await hasher.hash(password, caller.signal));
       }
       return stored.user;
     },

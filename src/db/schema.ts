@@ -1,4 +1,4 @@
-import type { Insertable, Selectable } from "kysely";
+import type { Generated, Insertable, Selectable } from "kysely";
 
 export interface UserTable {
   id: string;
@@ -29,12 +29,29 @@ export interface RefreshTokenTable {
   expire_time: Date;
   /** Set when the token was rotated; presenting it again is reuse. */
   use_time: Date | null;
+  /** The token whose rotation issued this one; null for a session's first token. */
+  parent_hash: Uint8Array | null;
+  /** How often this token was presented again within REFRESH_REUSE_GRACE. */
+  reuse_count: Generated<number>;
+}
+
+export interface RateLimitTable {
+  /** SHA-256 of the rule and its subject (identifier or client address). */
+  key: Uint8Array;
+  /** Attempts let through since `window_start`. */
+  hits: number;
+  window_start: Date;
+  /** When the latest attempt was let through. */
+  last_hit_time: Date;
+  /** Whether the latest attempt was let through: what RETURNING tells the caller. */
+  allowed: boolean;
 }
 
 export interface DatabaseSchema {
   users: UserTable;
   sessions: SessionTable;
   refresh_tokens: RefreshTokenTable;
+  rate_limits: RateLimitTable;
 }
 
 export type UserRow = Selectable<UserTable>;

@@ -12,6 +12,8 @@ export interface NewSession {
 
 export interface NewRefreshToken {
   tokenHash: Uint8Array;
+  /** The token whose rotation issued this one. */
+  parentHash?: Uint8Array;
   sessionId: string;
   createTime: Date;
   expireTime: Date;
@@ -22,6 +24,8 @@ export interface LockedRefreshToken {
   sessionId: string;
   tokenExpireTime: Date;
   tokenUseTime: Date | null;
+  /** How often the token was presented again within the reuse grace. */
+  tokenReuseCount: number;
   sessionExpireTime: Date;
   sessionRevokeTime: Date | null;
   user: User;
@@ -46,6 +50,7 @@ export async function insertRefreshToken(db: Database, token: NewRefreshToken): 
     .insertInto("refresh_tokens")
     .values({
       token_hash: token.tokenHash,
+      parent_hash: token.parentHash ?? null,
       session_id: token.sessionId,
       create_time: token.createTime,
       expire_time: token.expireTime,
@@ -70,6 +75,7 @@ export async function lockRefreshToken(
       "t.session_id",
       "t.expire_time as token_expire_time",
       "t.use_time as token_use_time",
+      "t.reuse_count as token_reuse_count",
       "s.expire_time as session_expire_time",
       "s.revoke_time as session_revoke_time",
       "u.id",
@@ -91,6 +97,7 @@ export async function lockRefreshToken(
     sessionId: row.session_id,
     tokenExpireTime: row.token_expire_time,
     tokenUseTime: row.token_use_time,
+    tokenReuseCount: row.token_reuse_count,
     sessionExpireTime: row.session_expire_time,
     sessionRevokeTime: row.session_revoke_time,
     user: userFromRow(row),
@@ -106,6 +113,32 @@ export async function markRefreshTokenUsed(
   await db
     .updateTable("refresh_tokens")
     .set({ use_time: useTime })
+    .where("token_hash", "=", tokenHash)
+    .execute();
+}
+
+/**
+ * The unused token that the rotation of `parentHash` issued, if any: a session has at most one
+ * unused token, so this is the session's newest token exactly when `parentHash` is its parent.
+ */
+export async function findUnusedChildToken(
+  db: Database,
+  parentHash: Uint8Array,
+): Promise<Uint8Array | undefined> {
+  const row = await db
+    .selectFrom("refresh_tokens")
+    .select("token_hash")
+    .where("parent_hash", "=", parentHash)
+    .where("use_time", "is", null)
+    .executeTakeFirst();
+  return row?.token_hash;
+}
+
+/** Counts one more presentation of an already rotated token within the reuse grace. */
+export async function countRefreshTokenReuse(db: Database, tokenHash: Uint8Array): Promise<void> {
+  await db
+    .updateTable("refresh_tokens")
+    .set((eb) => ({ reuse_count: eb("reuse_count", "+", 1) }))
     .where("token_hash", "=", tokenHash)
     .execute();
 }

@@ -3,11 +3,13 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { AuthService, TokenPairSchema, UserSchema } from "../../gen/auth/v1/auth_pb.js";
 import type { Accounts } from "../accounts/accounts.js";
 import type { User } from "../accounts/user.js";
+import type { Caller } from "../audit-log.js";
 import { AuthError } from "../auth-error.js";
 import { type AccessTokenVerifier, bearerToken } from "../tokens/access-tokens.js";
 import type { Sessions, TokenPair } from "../tokens/refresh-sessions.js";
 import type { RevocationList } from "../tokens/revocations.js";
-import type { ServiceHandlers } from "./handler.js";
+import { clientAddress } from "./client-address.js";
+import type { CallContext, ServiceHandlers } from "./handler.js";
 
 export interface AuthHandlersOptions {
   accounts: Accounts;
@@ -17,6 +19,8 @@ export interface AuthHandlersOptions {
   revocations: RevocationList;
   /** The RFC 7517 JWK Set of the verification keys. */
   jwksJson: string;
+  /** Take the client address from `x-forwarded-for` (TRUST_PROXY). */
+  trustProxy: boolean;
 }
 
 function userMessage(user: User): MessageInitShape<typeof UserSchema> {
@@ -45,19 +49,26 @@ function tokenPairMessage(pair: TokenPair): MessageInitShape<typeof TokenPairSch
 export function createAuthHandlers(
   options: AuthHandlersOptions,
 ): ServiceHandlers<typeof AuthService> {
-  const { accounts, sessions, verifyAccessToken, revocations, jwksJson } = options;
+  const { accounts, sessions, verifyAccessToken, revocations, jwksJson, trustProxy } = options;
+  const caller = (context: CallContext): Caller => ({
+    clientAddress: clientAddress(context, trustProxy),
+    signal: context.signal,
+  });
   return {
-    async signUp(request) {
-      return { user: userMessage(await accounts.signUp(request)) };
+    async signUp(request, context) {
+      return { user: userMessage(await accounts.signUp(request, caller(context))) };
     },
 
-    async login(request) {
-      const user = await accounts.authenticate(request.identifier, request.password);
-      return { user: userMessage(user), tokens: tokenPairMessage(await sessions.start(user)) };
+    async login(request, context) {
+      const who = caller(context);
+      const user = await accounts.authenticate(request.identifier, request.password, who);
+      return { user: userMessage(user), tokens: tokenPairMessage(await sessions.start(user, who)) };
     },
 
-    async refresh(request) {
-      return { tokens: tokenPairMessage(await sessions.refresh(request.refreshToken)) };
+    async refresh(request, context) {
+      return {
+        tokens: tokenPairMessage(await sessions.refresh(request.refreshToken, caller(context))),
+      };
     },
 
     async verify(request, context) {
@@ -82,8 +93,8 @@ export function createAuthHandlers(
       };
     },
 
-    async logout(request) {
-      await sessions.logout(request.refreshToken, request.allSessions);
+    async logout(request, context) {
+      await sessions.logout(request.refreshToken, request.allSessions, caller(context));
       return {};
     },
 

@@ -1,7 +1,11 @@
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { anyPack } from "@bufbuild/protobuf/wkt";
+import { anyPack, durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  RetryInfoSchema,
+} from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { AuthError, type AuthErrorReason } from "../auth-error.js";
 import { isDatabaseUnavailable } from "../db/errors.js";
@@ -43,6 +47,9 @@ function authErrorToConnectError(error: AuthError): ConnectError {
   if (error.fieldViolations.length > 0) {
     details.push(detail(BadRequestSchema, { fieldViolations: error.fieldViolations }));
   }
+  if (error.retryDelayMs !== undefined) {
+    details.push(detail(RetryInfoSchema, { retryDelay: durationFromMs(error.retryDelayMs) }));
+  }
   return new ConnectError(error.message, REASON_CODES[error.reason], undefined, details, error);
 }
 
@@ -60,6 +67,10 @@ export function toConnectError(error: unknown, onInternal: (error: unknown) => v
     return authErrorToConnectError(
       new AuthError("UNAVAILABLE", "the service is unavailable; retry later", { cause: error }),
     );
+  }
+  // The client went away or its deadline passed while the call waited: nobody reads the answer.
+  if (error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError")) {
+    return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, error);
   }
   if (
     error instanceof ConnectError &&

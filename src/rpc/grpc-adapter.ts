@@ -55,6 +55,8 @@ function callContext(
   call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>,
 ): CallContext {
   const controller = new AbortController();
+  // grpc-js emits "cancelled" when the client cancels and also when the deadline passes
+  // (it answers DEADLINE_EXCEEDED itself): either way nobody waits for the answer any more.
   call.once("cancelled", () => controller.abort());
   return {
     requestHeader(name) {

@@ -1,9 +1,12 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { User } from "../accounts/user.js";
+import type { AuditLog, Caller } from "../audit-log.js";
 import { AuthError } from "../auth-error.js";
 import type { Clock } from "../clock.js";
 import type { Database } from "../db/database.js";
 import {
+  countRefreshTokenReuse,
+  findUnusedChildToken,
   insertRefreshToken,
   insertSession,
   type LockedRefreshToken,
@@ -27,6 +30,9 @@ export interface SessionsOptions {
   clock: Clock;
   refreshTokenTtlMs: number;
   sessionMaxAgeMs: number;
+  /** How long a rotated token may still be presented (REFRESH_REUSE_GRACE); 0 is strict. */
+  reuseGraceMs: number;
+  audit: AuditLog;
   /**
    * Told of the sessions a call revoked, once the revocation committed, so this replica
    * refuses their access tokens at once (others hear of it through the database).
@@ -36,11 +42,11 @@ export interface SessionsOptions {
 
 export interface Sessions {
   /** Starts a session for a user who just proved who they are. */
-  start(user: User): Promise<TokenPair>;
+  start(user: User, caller: Caller): Promise<TokenPair>;
   /** Rotates a refresh token: the presented one stops working, a new pair is returned. */
-  refresh(refreshToken: string): Promise<TokenPair>;
+  refresh(refreshToken: string, caller: Caller): Promise<TokenPair>;
   /** Ends the token's session, or every session of its user. */
-  logout(refreshToken: string, allSessions: boolean): Promise<void>;
+  logout(refreshToken: string, allSessions: boolean, caller: Caller): Promise<void>;
 }
 
 /** 256 random bits, base64url without padding. */
@@ -76,38 +82,54 @@ const rejectionMessages: Record<RejectedToken, string> = {
   REFRESH_TOKEN_EXPIRED: "the refresh token has expired",
 };
 
+/** Within REFRESH_REUSE_GRACE, a rotated token may come back at most this many times. */
+export const MAX_GRACE_REUSES = 2;
+
+type TokenCheck =
+  | { usable: LockedRefreshToken; supersedes?: Uint8Array }
+  | { rejected: RejectedToken; locked?: LockedRefreshToken; revokedSessionIds?: string[] };
+
 /**
  * Decides whether a locked token may be used. A token that was already rotated is
- * reuse (RFC 9700 §4.14.2): its session is revoked in the same transaction.
+ * reuse (RFC 9700 §4.14.2): its session is revoked in the same transaction. The one
+ * exception is the grace window: the immediate parent of the session's newest token,
+ * presented again soon after its rotation (two tabs, a retried request), may be used
+ * up to MAX_GRACE_REUSES times; using it supersedes that newest token.
  */
 async function lockUsableToken(
   trx: Database,
   tokenHash: Uint8Array,
   now: Date,
-): Promise<
-  { usable: LockedRefreshToken } | { rejected: RejectedToken; revokedSessionIds?: string[] }
-> {
+  reuseGraceMs: number,
+): Promise<TokenCheck> {
   const locked = await lockRefreshToken(trx, tokenHash);
   if (locked === undefined) {
     return { rejected: "REFRESH_TOKEN_INVALID" };
   }
   if (locked.sessionRevokeTime !== null) {
-    return { rejected: "SESSION_REVOKED" };
+    return { rejected: "SESSION_REVOKED", locked };
   }
+  let supersedes: Uint8Array | undefined;
   if (locked.tokenUseTime !== null) {
-    const revokedSessionIds = await revokeSession(
-      trx,
-      locked.sessionId,
-      now,
-      "refresh_token_reused",
-    );
-    return { rejected: "REFRESH_TOKEN_REUSED", revokedSessionIds };
+    const withinGrace =
+      now.getTime() - locked.tokenUseTime.getTime() < reuseGraceMs &&
+      locked.tokenReuseCount < MAX_GRACE_REUSES;
+    supersedes = withinGrace ? await findUnusedChildToken(trx, tokenHash) : undefined;
+    if (supersedes === undefined) {
+      const revokedSessionIds = await revokeSession(
+        trx,
+        locked.sessionId,
+        now,
+        "refresh_token_reused",
+      );
+      return { rejected: "REFRESH_TOKEN_REUSED", locked, revokedSessionIds };
+    }
   }
   // No leeway: the token is dead at its expire time.
   if (locked.tokenExpireTime <= now || locked.sessionExpireTime <= now) {
-    return { rejected: "REFRESH_TOKEN_EXPIRED" };
+    return { rejected: "REFRESH_TOKEN_EXPIRED", locked };
   }
-  return { usable: locked };
+  return { usable: locked, supersedes };
 }
 
 function rejection(reason: RejectedToken): AuthError {
@@ -115,22 +137,50 @@ function rejection(reason: RejectedToken): AuthError {
 }
 
 export function createSessions(options: SessionsOptions): Sessions {
-  const { db, issueAccessToken, clock, refreshTokenTtlMs, sessionMaxAgeMs } = options;
+  const { db, issueAccessToken, clock, refreshTokenTtlMs, sessionMaxAgeMs, reuseGraceMs, audit } =
+    options;
   const announceRevoked = (sessionIds: string[] | undefined, revokeTime: Date) => {
     if (sessionIds !== undefined && sessionIds.length > 0) {
       options.onSessionsRevoked?.(sessionIds, revokeTime);
     }
   };
 
+  /** Throws the rejection, after an audit line when it revoked the session. */
+  function reject(
+    check: { rejected: RejectedToken; locked?: LockedRefreshToken },
+    caller: Caller,
+  ): never {
+    if (check.rejected === "REFRESH_TOKEN_REUSED") {
+      audit({
+        event: "refresh_token_reused",
+        caller,
+        userId: check.locked?.user.id,
+        sessionId: check.locked?.sessionId,
+      });
+    }
+    throw rejection(check.rejected);
+  }
+
   /** A new refresh token for a session, never outliving the session itself. */
-  function newRefreshToken(sessionId: string, now: Date, sessionExpireTime: Date) {
+  function newRefreshToken(
+    sessionId: string,
+    now: Date,
+    sessionExpireTime: Date,
+    parentHash?: Uint8Array,
+  ) {
     const token = randomBytes(32).toString("base64url");
     const expireTime = new Date(
       Math.min(now.getTime() + refreshTokenTtlMs, sessionExpireTime.getTime()),
     );
     return {
       token,
-      record: { tokenHash: hashRefreshToken(token), sessionId, createTime: now, expireTime },
+      record: {
+        tokenHash: hashRefreshToken(token),
+        parentHash,
+        sessionId,
+        createTime: now,
+        expireTime,
+      },
     };
   }
 
@@ -149,7 +199,7 @@ export function createSessions(options: SessionsOptions): Sessions {
   }
 
   return {
-    async start(user) {
+    async start(user, caller) {
       const now = new Date(clock());
       const sessionId = randomUUID();
       const expireTime = new Date(now.getTime() + sessionMaxAgeMs);
@@ -158,51 +208,71 @@ export function createSessions(options: SessionsOptions): Sessions {
         await insertSession(trx, { id: sessionId, userId: user.id, createTime: now, expireTime });
         await insertRefreshToken(trx, refresh.record);
       });
+      audit({ event: "login_succeeded", caller, userId: user.id, sessionId });
       return tokenPair(user, sessionId, refresh);
     },
 
-    async refresh(refreshToken) {
+    async refresh(refreshToken, caller) {
       const tokenHash = presentedTokenHash(refreshToken);
       const now = new Date(clock());
       // The row lock makes concurrent refreshes of one token take turns: exactly one rotates it.
       // Rejections are returned, not thrown, so that a reuse revocation commits.
       const outcome = await db.transaction().execute(async (trx) => {
-        const check = await lockUsableToken(trx, tokenHash, now);
+        const check = await lockUsableToken(trx, tokenHash, now, reuseGraceMs);
         if ("rejected" in check) {
           return check;
         }
         const { sessionId, sessionExpireTime, user } = check.usable;
-        await markRefreshTokenUsed(trx, tokenHash, now);
-        const next = newRefreshToken(sessionId, now, sessionExpireTime);
+        if (check.supersedes) {
+          await markRefreshTokenUsed(trx, check.supersedes, now);
+          await countRefreshTokenReuse(trx, tokenHash);
+        } else {
+          await markRefreshTokenUsed(trx, tokenHash, now);
+        }
+        const next = newRefreshToken(sessionId, now, sessionExpireTime, tokenHash);
         await insertRefreshToken(trx, next.record);
-        return { pair: () => tokenPair(user, sessionId, next) };
+        return { user, sessionId, graceReuse: check.supersedes !== undefined, next };
       });
       if ("rejected" in outcome) {
         announceRevoked(outcome.revokedSessionIds, now);
-        throw rejection(outcome.rejected);
+        return reject(outcome, caller);
       }
-      return outcome.pair();
+      const { user, sessionId, graceReuse, next } = outcome;
+      audit({
+        event: "refresh",
+        caller,
+        userId: user.id,
+        sessionId,
+        reason: graceReuse ? "grace_reuse" : "rotation",
+      });
+      return tokenPair(user, sessionId, next);
     },
 
-    async logout(refreshToken, allSessions) {
+    async logout(refreshToken, allSessions, caller) {
       const tokenHash = presentedTokenHash(refreshToken);
       const now = new Date(clock());
       const check = await db.transaction().execute(async (trx) => {
-        const locked = await lockUsableToken(trx, tokenHash, now);
+        const locked = await lockUsableToken(trx, tokenHash, now, reuseGraceMs);
         if ("rejected" in locked) {
           return locked;
         }
         const { user, sessionId } = locked.usable;
-        return {
-          revokedSessionIds: allSessions
-            ? await revokeUserSessions(trx, user.id, now, "logout")
-            : await revokeSession(trx, sessionId, now, "logout"),
-        };
+        const revokedSessionIds = allSessions
+          ? await revokeUserSessions(trx, user.id, now, "logout")
+          : await revokeSession(trx, sessionId, now, "logout");
+        return { ...locked, revokedSessionIds };
       });
       announceRevoked(check.revokedSessionIds, now);
       if ("rejected" in check) {
-        throw rejection(check.rejected);
+        return reject(check, caller);
       }
+      audit({
+        event: "logout",
+        caller,
+        userId: check.usable.user.id,
+        sessionId: check.usable.sessionId,
+        reason: allSessions ? "all_sessions" : "session",
+      });
     },
   };
 }

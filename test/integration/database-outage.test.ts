@@ -2,7 +2,13 @@ import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { service as healthService } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { grpcFailure, newUser, startTestServer, type TestServer } from "./harness.js";
+import {
+  grpcFailure,
+  newUser,
+  signUpAndLogin,
+  startTestServer,
+  type TestServer,
+} from "./harness.js";
 
 const databaseUrl = process.env.TEST_DATABASE_URL;
 
@@ -73,12 +79,13 @@ describe.runIf(databaseUrl)("a PostgreSQL outage", () => {
 
     await proxy.cut();
     const started = Date.now();
-    for (const call of [
-      server.grpc.login({ identifier: input.username, password: input.password }),
-      server.grpc.refresh({ refreshToken: login.tokens?.refreshToken ?? "" }),
-      server.grpc.signUp(newUser()),
+    // Each failure is caught as the call starts, so none of them goes unhandled while another is awaited.
+    for (const failure of [
+      grpcFailure(server.grpc.login({ identifier: input.username, password: input.password })),
+      grpcFailure(server.grpc.refresh({ refreshToken: login.tokens?.refreshToken ?? "" })),
+      grpcFailure(server.grpc.signUp(newUser())),
     ]) {
-      const error = await grpcFailure(call);
+      const error = await failure;
       expect(error).toMatchObject({ code: grpc.status.UNAVAILABLE, reason: "UNAVAILABLE" });
       expect(error.message).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|select|insert/i);
     }
@@ -109,5 +116,77 @@ describe.runIf(databaseUrl)("a PostgreSQL outage", () => {
     });
     await server.grpc.verify({ accessToken: tokens?.accessToken ?? "" });
     await server.grpc.login({ identifier: input.email, password: input.password });
+  });
+
+  it("under load: fails fast, streams NOT_SERVING then SERVING, recovers and loses nothing", async () => {
+    const Health = grpc.makeGenericClientConstructor(healthService, "Health");
+    const health = new Health(server.grpcAddress, grpc.credentials.createInsecure()) as unknown as {
+      watch(request: object): grpc.ClientReadableStream<{ status: string }>;
+      close(): void;
+    };
+    const watched: string[] = [];
+    const watch = health.watch({ service: "auth.v1.AuthService" });
+    watch.on("data", (response) => watched.push(response.status));
+    watch.on("error", () => {});
+    await expect.poll(() => watched.at(-1), { timeout: 10_000 }).toBe("SERVING");
+
+    const accounts = await Promise.all(Array.from({ length: 10 }, () => signUpAndLogin(server)));
+
+    await proxy.cut();
+    // A bounded load: 20 Logins and 20 Refreshes at once, each with a 20 s deadline.
+    const timed = async (call: Promise<unknown>) => {
+      const started = performance.now();
+      const failure = await grpcFailure(call);
+      return { failure, ms: performance.now() - started };
+    };
+    const results = await Promise.all(
+      accounts.flatMap(({ input, tokens }) => [
+        timed(server.grpc.login({ identifier: input.username, password: input.password })),
+        timed(server.grpc.login({ identifier: input.email, password: "wrong password" })),
+        timed(server.grpc.refresh({ refreshToken: tokens.refreshToken })),
+        timed(server.grpc.refresh({ refreshToken: tokens.refreshToken })),
+      ]),
+    );
+    for (const { failure } of results) {
+      // UNAVAILABLE, not DEADLINE_EXCEEDED: each call failed well within its deadline.
+      expect(failure).toMatchObject({ code: grpc.status.UNAVAILABLE, reason: "UNAVAILABLE" });
+    }
+    const latencies = results.map((result) => result.ms).sort((a, b) => a - b);
+    await expect.poll(() => watched.at(-1), { timeout: 10_000 }).toBe("NOT_SERVING");
+
+    await proxy.open();
+    const reopened = performance.now();
+    const [first] = accounts;
+    await expect
+      .poll(
+        () =>
+          server.grpc
+            .login({
+              identifier: first?.input.username ?? "",
+              password: first?.input.password ?? "",
+            })
+            .then(
+              () => true,
+              () => false,
+            ),
+        { timeout: 15_000, interval: 50 },
+      )
+      .toBe(true);
+    const recoveryMs = performance.now() - reopened;
+    await expect.poll(() => watched.at(-1), { timeout: 10_000 }).toBe("SERVING");
+    watch.cancel();
+    health.close();
+    console.info(
+      `outage: ${results.length} calls, UNAVAILABLE latency median ${latencies[Math.floor(latencies.length / 2)]?.toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms; recovery ${recoveryMs.toFixed(0)} ms; health stream ${watched.join(" → ")}`,
+    );
+
+    // Every user and session committed before the outage is there; every refresh token
+    // that failed during it still rotates exactly once (none half-rotated).
+    for (const { input, tokens } of accounts) {
+      await server.grpc.login({ identifier: input.username, password: input.password });
+      await server.grpc.verify({ accessToken: tokens.accessToken });
+      const rotated = await server.grpc.refresh({ refreshToken: tokens.refreshToken });
+      await server.grpc.verify({ accessToken: rotated.tokens?.accessToken ?? "" });
+    }
   });
 });

@@ -1,14 +1,22 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { Writable } from "node:stream";
 import { create, fromBinary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { anyUnpack } from "@bufbuild/protobuf/wkt";
+import { anyUnpack, durationMs } from "@bufbuild/protobuf/wkt";
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { pino } from "pino";
+import pg from "pg";
+import { type Logger, pino } from "pino";
 import { AuthService } from "../../gen/auth/v1/auth_pb.js";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  type RetryInfo,
+  RetryInfoSchema,
+} from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
-import { type App, startApp } from "../../src/app.js";
+import { type App, type AppOptions, startApp } from "../../src/app.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import { grpcClientDefinition } from "../../src/rpc/grpc-adapter.js";
 
@@ -89,6 +97,10 @@ export function testConfig(environment: Record<string, string> = {}): Config {
       ARGON2_MEMORY_KIB: "1024",
       ARGON2_TIME_COST: "1",
       LOG_LEVEL: "silent",
+      // Every test signs up and logs in from 127.0.0.1, and test files share one database on
+      // PostgreSQL: limits are tested on their own, with addresses of their own.
+      RATE_LIMIT_LOGIN_ADDRESS: "1000000/1h",
+      RATE_LIMIT_SIGNUP_ADDRESS: "1000000/1h",
       ...(process.env.TEST_DATABASE_URL ? { DATABASE_URL: process.env.TEST_DATABASE_URL } : {}),
       ...environment,
     }),
@@ -103,7 +115,7 @@ export function testConfig(environment: Record<string, string> = {}): Config {
  */
 export async function startTestServer(
   environment: Record<string, string> = {},
-  options: { healthCheckIntervalMs?: number } = {},
+  options: Partial<Pick<AppOptions, "healthCheckIntervalMs" | "transportLimits" | "logger">> = {},
 ): Promise<TestServer> {
   const config = testConfig(environment);
   const clock = {
@@ -115,8 +127,8 @@ export async function startTestServer(
   const app = await startApp({
     config,
     clock: () => clock.now,
-    logger: pino({ level: "silent" }),
     ...options,
+    logger: options.logger ?? pino({ level: "silent" }),
   });
   const grpcAddress = `127.0.0.1:${app.port}`;
   const grpcClient = connectGrpc(grpcAddress);
@@ -168,7 +180,13 @@ export interface ErrorFacts {
   domain: string | undefined;
   metadata: Record<string, string>;
   badFields: string[];
+  /** google.rpc.RetryInfo's delay, when the error carries one. */
+  retryDelayMs: number | undefined;
   message: string;
+}
+
+function retryDelayMs(info: RetryInfo | undefined): number | undefined {
+  return info?.retryDelay ? durationMs(info.retryDelay) : undefined;
 }
 
 /** Code, ErrorInfo and BadRequest of a grpc-js error, decoded from grpc-status-details-bin. */
@@ -181,12 +199,14 @@ export function grpcErrorFacts(error: unknown): ErrorFacts {
   const status = bytes instanceof Buffer ? fromBinary(StatusSchema, bytes) : undefined;
   const info = status?.details.map((any) => anyUnpack(any, ErrorInfoSchema)).find((x) => x);
   const badRequest = status?.details.map((any) => anyUnpack(any, BadRequestSchema)).find((x) => x);
+  const retryInfo = status?.details.map((any) => anyUnpack(any, RetryInfoSchema)).find((x) => x);
   return {
     code: serviceError.code,
     reason: info?.reason,
     domain: info?.domain,
     metadata: info?.metadata ?? {},
     badFields: badRequest?.fieldViolations.map((violation) => violation.field) ?? [],
+    retryDelayMs: retryDelayMs(retryInfo),
     message: serviceError.details,
   };
 }
@@ -198,12 +218,14 @@ export function connectErrorFacts(error: unknown): ErrorFacts {
   }
   const [info] = error.findDetails(ErrorInfoSchema);
   const [badRequest] = error.findDetails(BadRequestSchema);
+  const [retryInfo] = error.findDetails(RetryInfoSchema);
   return {
     code: error.code,
     reason: info?.reason,
     domain: info?.domain,
     metadata: info?.metadata ?? {},
     badFields: badRequest?.fieldViolations.map((violation) => violation.field) ?? [],
+    retryDelayMs: retryDelayMs(retryInfo),
     message: error.rawMessage,
   };
 }
@@ -239,4 +261,109 @@ export async function signUpAndLogin(
     throw new Error("sign-up or login returned no user or tokens");
   }
   return { input: user, user: signUp.user, tokens: login.tokens };
+}
+
+/** A logger that keeps every line it writes, parsed, for tests that read the logs. */
+export function capturingLogger(): { logger: Logger; text(): string; entries(): LogEntry[] } {
+  let text = "";
+  const logger = pino(
+    { level: "info" },
+    new Writable({
+      write(chunk, _encoding, callback) {
+        text += chunk;
+        callback();
+      },
+    }),
+  );
+  return {
+    logger,
+    text: () => text,
+    entries: () =>
+      text
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => JSON.parse(line) as LogEntry),
+  };
+}
+
+export type LogEntry = Record<string, unknown> & { msg: string };
+
+/**
+ * A database of the test's own: on PostgreSQL a fresh database beside TEST_DATABASE_URL's, so a
+ * test that counts rows is not disturbed by test files running beside it; on PGlite (no URL)
+ * every server has its own in-memory database anyway. `drop` removes it.
+ */
+export async function isolatedDatabase(): Promise<{
+  url: string | undefined;
+  drop(): Promise<void>;
+}> {
+  const base = process.env.TEST_DATABASE_URL;
+  if (!base) {
+    return { url: undefined, drop: async () => {} };
+  }
+  const name = uniqueName("auth_test");
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: base });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+/**
+ * Starts `src/main.ts serve` as a real process on random loopback ports (on TEST_DATABASE_URL's
+ * database when set); resolves once it logs that it listens. `onSpawn` gets the child at once,
+ * so a caller can kill it even when it never comes up.
+ */
+export async function spawnService(
+  environment: Record<string, string>,
+  onSpawn: (child: ChildProcess) => void = () => {},
+) {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      HTTP_PORT: "0",
+      ...(process.env.TEST_DATABASE_URL ? { DATABASE_URL: process.env.TEST_DATABASE_URL } : {}),
+      ...environment,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  onSpawn(child);
+  const lines: string[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  const address = await new Promise<string>((resolve, reject) => {
+    let buffered = "";
+    child.stdout?.on("data", (chunk) => {
+      buffered += chunk;
+      const parts = buffered.split("\n");
+      buffered = parts.pop() ?? "";
+      for (const line of parts) {
+        lines.push(line);
+        const entry = JSON.parse(line) as { msg: string; grpc?: string };
+        if (entry.msg === "auth-service listening" && entry.grpc) {
+          resolve(entry.grpc);
+        }
+      }
+    });
+    exited.then((code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)));
+  });
+  return { child, address, lines, exited, stderr: () => stderr };
 }

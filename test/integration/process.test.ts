@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
-import { connectGrpc, grpcFailure, newUser } from "./harness.js";
+import { connectGrpc, grpcFailure, newUser, spawnService } from "./harness.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const children: ChildProcess[] = [];
@@ -19,49 +19,20 @@ afterEach(async () => {
   }
 });
 
-/** Starts `src/main.ts` as a real process; resolves once it logs that it listens. */
+/** Starts `src/main.ts` as a real process in a data directory of its own. */
 async function startProcess(environment: Record<string, string>) {
   const dataDir = await mkdtemp(path.join(tmpdir(), "auth-process-"));
   directories.push(dataDir);
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      HTTP_PORT: "0",
+  return spawnService(
+    {
       DATA_DIR: dataDir,
-      ...(process.env.TEST_DATABASE_URL ? { DATABASE_URL: process.env.TEST_DATABASE_URL } : {}),
+      // Test files share 127.0.0.1 (and, on PostgreSQL, its counters).
+      RATE_LIMIT_SIGNUP_ADDRESS: "1000000/1h",
+      RATE_LIMIT_LOGIN_ADDRESS: "1000000/1h",
       ...environment,
     },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const lines: string[] = [];
-  let stderr = "";
-  child.stderr?.on("data", (chunk) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once("exit", (code) => resolve(code)),
+    (child) => children.push(child),
   );
-  const address = await new Promise<string>((resolve, reject) => {
-    let buffered = "";
-    child.stdout?.on("data", (chunk) => {
-      buffered += chunk;
-      const parts = buffered.split("\n");
-      buffered = parts.pop() ?? "";
-      for (const line of parts) {
-        lines.push(line);
-        const entry = JSON.parse(line) as { msg: string; grpc?: string };
-        if (entry.msg === "auth-service listening" && entry.grpc) {
-          resolve(entry.grpc);
-        }
-      }
-    });
-    exited.then((code) => reject(new Error(`exited with ${code} before listening: ${stderr}`)));
-  });
-  return { child, address, lines, exited, stderr: () => stderr };
 }
 
 describe("the auth-service process", () => {
@@ -83,6 +54,39 @@ describe("the auth-service process", () => {
     const refused = await grpcFailure(late.client.getJwks({}));
     expect(refused.code).toBe(grpc.status.UNAVAILABLE);
     late.close();
+  });
+
+  it("under load, SIGTERM lets every in-flight call finish, refuses new ones and exits 0", async () => {
+    const service = await startProcess({
+      ARGON2_TIME_COST: "40",
+      ARGON2_MEMORY_KIB: "8192",
+    });
+    const { client, close } = connectGrpc(service.address);
+    const users = Array.from({ length: 12 }, () => newUser());
+    await Promise.all(users.map((input) => client.signUp(input)));
+    // Twelve logins queue behind the hasher (two at a time): most are in flight at SIGTERM.
+    const inFlight = users.map((input, i) =>
+      client
+        .login({ identifier: input.username, password: i % 3 ? input.password : "wrong!!!" })
+        .then(
+          () => "accepted",
+          (error: grpc.ServiceError) => error.code,
+        ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    service.child.kill("SIGTERM");
+    await expect
+      .poll(() => service.lines.some((line) => JSON.parse(line).msg === "shutting down"))
+      .toBe(true);
+    const late = connectGrpc(service.address);
+    const refused = await grpcFailure(late.client.getJwks({}));
+    expect(refused.code).toBe(grpc.status.UNAVAILABLE);
+    late.close();
+    const outcomes = await Promise.all(inFlight);
+    expect(outcomes.filter((outcome) => outcome === "accepted")).toHaveLength(8);
+    expect(outcomes.filter((outcome) => outcome === grpc.status.UNAUTHENTICATED)).toHaveLength(4);
+    expect(await service.exited).toBe(0);
+    close();
   });
 
   it("refuses to start on a bad setting with one clear line and exit code 2", async () => {
