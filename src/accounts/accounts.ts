@@ -54,7 +54,8 @@ export function createAccounts({ db, hasher, clock }: AccountsOptions): Accounts
         await hasher.verifyDummy(password);
         throw invalidCredentials();
       }
-      if (!(await hasher.verify(stored.passwordHash, password))) {
+      // A disabled user pays the full verify too: same answer, same time.
+      if (!(await hasher.verify(stored.passwordHash, password)) || stored.disabled) {
         throw invalidCredentials();
       }
       if (hasher.needsRehash(stored.passwordHash)) {

@@ -1,11 +1,15 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
 import * as initial from "./migrations/2026-11-23T00-00-initial.js";
+import * as userDisableTime from "./migrations/2026-11-23T18-45-user-disable-time.js";
 import type { DatabaseSchema } from "./schema.js";
 
 /** Migrations are imported, not read from disk, so the build needs no file-system lookups. */
 const migrations: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
-    return { "2026-11-23T00-00-initial": initial };
+    return {
+      "2026-11-23T00-00-initial": initial,
+      "2026-11-23T18-45-user-disable-time": userDisableTime,
+    };
   },
 };
 

@@ -26,7 +26,7 @@ export interface LockedRefreshToken {
   user: User;
 }
 
-export type RevokeReason = "logout" | "refresh_token_reused";
+export type RevokeReason = "logout" | "refresh_token_reused" | "user_disabled" | "admin";
 
 export async function insertSession(db: Database, session: NewSession): Promise<void> {
   await db
@@ -124,19 +124,20 @@ export async function revokeSession(
     .execute();
 }
 
-/** Revokes every live session of a user. */
+/** Revokes every live session of a user; returns how many were live. */
 export async function revokeUserSessions(
   db: Database,
   userId: string,
   revokeTime: Date,
   reason: RevokeReason,
-): Promise<void> {
-  await db
+): Promise<number> {
+  const result = await db
     .updateTable("sessions")
     .set({ revoke_time: revokeTime, revoke_reason: reason })
     .where("user_id", "=", userId)
     .where("revoke_time", "is", null)
-    .execute();
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 /** True when the session exists and was not revoked (a deleted user's sessions are gone). */
@@ -147,4 +148,15 @@ export async function isSessionLive(db: Database, sessionId: string): Promise<bo
     .where("id", "=", sessionId)
     .executeTakeFirst();
   return row !== undefined && row.revoke_time === null;
+}
+
+/** Sessions neither revoked nor past their absolute lifetime (for the active-sessions gauge). */
+export async function countActiveSessions(db: Database, now: Date): Promise<number> {
+  const row = await db
+    .selectFrom("sessions")
+    .select((eb) => eb.fn.countAll<string>().as("count"))
+    .where("revoke_time", "is", null)
+    .where("expire_time", ">", now)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
 }

@@ -27,6 +27,8 @@ export function addConnectService<S extends DescService>(
           requestHeader: (name) => context.requestHeader.get(name) ?? undefined,
           peerAddress: context.values.get(peerAddressKey),
           signal: context.signal,
+          server: "connect",
+          setResponseHeader: (name, value) => context.responseHeader.set(name, value),
         });
       } catch (error) {
         throw toConnectError(error, (cause) => onInternalError(cause, procedure));

@@ -56,7 +56,10 @@ function errorResponse(error: ConnectError): grpc.ServerErrorResponse {
   });
 }
 
-function callContext(call: grpc.ServerUnaryCall<Buffer, unknown>): CallContext {
+function callContext(
+  call: grpc.ServerUnaryCall<Buffer, unknown>,
+  responseMetadata: grpc.Metadata,
+): CallContext {
   const controller = new AbortController();
   call.once("cancelled", () => controller.abort());
   return {
@@ -70,6 +73,8 @@ function callContext(call: grpc.ServerUnaryCall<Buffer, unknown>): CallContext {
       .replace(/:\d+$/, "")
       .replace(/^\[(.*)\]$/, "$1"),
     signal: controller.signal,
+    server: "grpc",
+    setResponseHeader: (name, value) => responseMetadata.set(name, value),
   };
 }
 
@@ -98,6 +103,7 @@ export function addGrpcService<S extends DescService>(
       responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     };
     const unary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
+      const responseMetadata = new grpc.Metadata();
       const run = async () => {
         let request: ReturnType<typeof fromBinary>;
         try {
@@ -111,14 +117,19 @@ export function addGrpcService<S extends DescService>(
             error,
           );
         }
-        return create(method.output, await handler(request, callContext(call)));
+        return create(method.output, await handler(request, callContext(call, responseMetadata)));
       };
       run().then(
-        (response) => callback(null, response),
-        (error: unknown) =>
+        (response) => {
+          call.sendMetadata(responseMetadata);
+          callback(null, response);
+        },
+        (error: unknown) => {
+          call.sendMetadata(responseMetadata);
           callback(
             errorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure))),
-          ),
+          );
+        },
       );
     };
     implementation[method.localName] = unary;

@@ -8,7 +8,7 @@ import { pino } from "pino";
 import { AuthService } from "../../gen/auth/v1/auth_pb.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
-import { type App, startApp } from "../../src/app.js";
+import { type App, type AppOptions, startApp } from "../../src/app.js";
 import { type Config, loadConfig } from "../../src/config.js";
 import { grpcClientDefinition } from "../../src/rpc/grpc-adapter.js";
 
@@ -86,6 +86,7 @@ export function testConfig(environment: Record<string, string> = {}): Config {
       HOST: "127.0.0.1",
       PORT: "0",
       HTTP_PORT: "0",
+      ADMIN_PORT: "0",
       ARGON2_MEMORY_KIB: "1024",
       ARGON2_TIME_COST: "1",
       LOG_LEVEL: "silent",
@@ -103,7 +104,7 @@ export function testConfig(environment: Record<string, string> = {}): Config {
  */
 export async function startTestServer(
   environment: Record<string, string> = {},
-  options: { healthCheckIntervalMs?: number } = {},
+  options: Partial<Pick<AppOptions, "healthCheckIntervalMs" | "logger">> = {},
 ): Promise<TestServer> {
   const config = testConfig(environment);
   const clock = {

@@ -30,6 +30,7 @@ async function startProcess(environment: Record<string, string>) {
       HOST: "127.0.0.1",
       PORT: "0",
       HTTP_PORT: "0",
+      ADMIN_PORT: "0",
       DATA_DIR: dataDir,
       ...(process.env.TEST_DATABASE_URL ? { DATABASE_URL: process.env.TEST_DATABASE_URL } : {}),
       ...environment,
