@@ -1,0 +1,210 @@
+import { Command, CommanderError } from "commander";
+import type { Logger } from "pino";
+import { createUserAdmin, type UserAdminResult } from "./accounts/user-admin.js";
+import { startApp } from "./app.js";
+import type { Clock } from "./clock.js";
+import { type Config, ConfigError, loadConfigWithFile, settingsHelp } from "./config.js";
+import { type Database, openDatabase } from "./db/database.js";
+import { isDatabaseUnavailable } from "./db/errors.js";
+import { migrateToLatest } from "./db/migrate.js";
+import { createLogger } from "./observability/logger.js";
+
+/** Exit codes: 0 done, 1 the command failed (no such user, database away), 2 bad usage or setting. */
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+/** A failure the operator can act on; its message is printed as it is, with no stack. */
+export class CliError extends Error {
+  override readonly name = "CliError";
+}
+
+export interface CliOptions {
+  env: Record<string, string | undefined>;
+  clock: Clock;
+  /** Human output of the commands (one line each); logs go to the logger. */
+  print: (line: string) => void;
+  /** Resolves with the signal that asks `serve` to stop. */
+  waitForStopSignal: () => Promise<NodeJS.Signals>;
+}
+
+function readConfig(options: CliOptions): { config: Config; logger: Logger } {
+  const config = loadConfigWithFile(options.env);
+  return { config, logger: createLogger({ level: config.logLevel }) };
+}
+
+async function withDatabase<T>(config: Config, run: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+  });
+  try {
+    // Admin commands may run before the first `serve`: the schema must be there.
+    await migrateToLatest(db);
+    return await run(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+function describeUser(result: UserAdminResult): string {
+  return `${result.user.username} (${result.user.id})`;
+}
+
+function noSuchUser(user: string): CliError {
+  return new CliError(`no user matches "${user}" (give a username, email, phone number or id)`);
+}
+
+/**
+ * `keys generate|rotate|list` is issue 3's (signing-key management in src/tokens/). Until
+ * it lands, the commands exist, say so and fail.
+ */
+function signingKeyCommandsNotAvailable(subcommand: string): never {
+  throw new CliError(
+    `keys ${subcommand}: not available yet (signing-key management is not built in this version)`,
+  );
+}
+
+/** The `auth-service` command line: serve, migrate, keys, users, sessions. */
+export function createCli(options: CliOptions): Command {
+  const program = new Command("auth-service")
+    .description("gRPC auth service: accounts, argon2id passwords, JWT access and refresh tokens")
+    .showHelpAfterError("(add --help for usage)")
+    .exitOverride()
+    .addHelpText("after", `\n${settingsHelp()}`);
+
+  program
+    .command("serve", { isDefault: true })
+    .description("start the gRPC, Connect and admin servers (the default command)")
+    .addHelpText("after", `\n${settingsHelp()}`)
+    .action(async () => {
+      const { config, logger } = readConfig(options);
+      const app = await startApp({ config, clock: options.clock, logger });
+      logger.info(
+        {
+          grpc: `${config.host}:${app.port}`,
+          http: `${config.host}:${app.httpPort}`,
+          admin: `${config.host}:${app.adminPort}`,
+          database: config.databaseUrl ? "postgresql" : "pglite",
+          tracing: config.otlpEndpoint !== undefined,
+        },
+        "auth-service listening",
+      );
+      const signal = await options.waitForStopSignal();
+      logger.info({ signal }, "shutting down");
+      await app.close();
+      logger.info("stopped");
+    });
+
+  program
+    .command("migrate")
+    .description("apply pending database migrations and exit")
+    .action(async () => {
+      const { config } = readConfig(options);
+      const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+      try {
+        const applied = await migrateToLatest(db);
+        options.print(
+          applied.length > 0
+            ? `applied ${applied.length} migration(s): ${applied.join(", ")}`
+            : "database is up to date",
+        );
+      } finally {
+        await db.destroy();
+      }
+    });
+
+  const keys = program.command("keys").description("manage the token signing keys");
+  for (const [name, description] of [
+    ["generate", "create a new signing key"],
+    ["rotate", "make a new key current; keep the old one for verification until it expires"],
+    ["list", "list the signing keys and which one signs"],
+  ] as const) {
+    keys
+      .command(name)
+      .description(description)
+      .action(() => signingKeyCommandsNotAvailable(name));
+  }
+
+  const users = program.command("users").description("disable or enable a user");
+  users
+    .command("disable")
+    .description("block a user's logins (INVALID_CREDENTIALS) and revoke all their sessions")
+    .argument("<identifier>", "username, email, phone number or user id")
+    .action(async (identifier: string) => {
+      const { config } = readConfig(options);
+      const result = await withDatabase(config, (db) =>
+        createUserAdmin({ db, clock: options.clock }).disable(identifier),
+      );
+      if (!result) {
+        throw noSuchUser(identifier);
+      }
+      options.print(
+        `disabled ${describeUser(result)}; ${result.revokedSessions} session(s) revoked`,
+      );
+    });
+  users
+    .command("enable")
+    .description("allow a disabled user to log in again")
+    .argument("<identifier>", "username, email, phone number or user id")
+    .action(async (identifier: string) => {
+      const { config } = readConfig(options);
+      const result = await withDatabase(config, (db) =>
+        createUserAdmin({ db, clock: options.clock }).enable(identifier),
+      );
+      if (!result) {
+        throw noSuchUser(identifier);
+      }
+      options.print(`enabled ${describeUser(result)}`);
+    });
+
+  program
+    .command("sessions")
+    .description("revoke sessions")
+    .command("revoke")
+    .description("revoke every session of a user: refresh and access tokens stop working")
+    .argument("<user>", "username, email, phone number or user id")
+    .action(async (user: string) => {
+      const { config } = readConfig(options);
+      const result = await withDatabase(config, (db) =>
+        createUserAdmin({ db, clock: options.clock }).revokeSessions(user),
+      );
+      if (!result) {
+        throw noSuchUser(user);
+      }
+      options.print(`revoked ${result.revokedSessions} session(s) of ${describeUser(result)}`);
+    });
+
+  return program;
+}
+
+/**
+ * Runs the command line; resolves with the exit code. Errors become one line on stderr:
+ * bad settings and usage exit 2, operator-facing failures 1, never a stack trace for those.
+ */
+export async function runCli(argv: string[], options: CliOptions): Promise<number> {
+  try {
+    await createCli(options).parseAsync(argv, { from: "user" });
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander already printed the help or the usage error.
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return EXIT_USAGE;
+    }
+    if (error instanceof CliError) {
+      console.error(`auth-service: ${error.message}`);
+      return EXIT_FAILED;
+    }
+    if (isDatabaseUnavailable(error) || isDatabaseUnavailable((error as Error)?.cause)) {
+      console.error("auth-service: the database cannot be reached; check DATABASE_URL and retry");
+      return EXIT_FAILED;
+    }
+    console.error("auth-service failed:", error);
+    return EXIT_FAILED;
+  }
+}
