@@ -58,13 +58,13 @@ const LOGIN = "auth.v1.AuthService/Login";
 /** One GetJwks over grpc-js; resolves with the response headers it got. */
 function grpcCallHeaders(address: string, requestId?: string): Promise<grpc.Metadata> {
   const Client = grpc.makeGenericClientConstructor(grpcClientDefinition(AuthService), "Auth");
-  const client = new Client(address, grpc.credentials.createInsecure()) as grpc.Client & {
+  const client: grpc.Client & {
     getJwks(
       request: unknown,
       metadata: grpc.Metadata,
       callback: (error: grpc.ServiceError | null) => void,
     ): grpc.ClientUnaryCall;
-  };
+  } = new Client(address, grpc.credentials.createInsecure()) as never;
   const metadata = new grpc.Metadata();
   if (requestId) {
     metadata.set("x-request-id", requestId);
