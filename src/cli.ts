@@ -75,7 +75,7 @@ export function createCli(options: CliOptions): Command {
     .addHelpText("after", `\n${settingsHelp()}`);
 
   program
-    .command("serve", { isDefault: true })
+    .command("serve")
     .description("start the gRPC, Connect and admin servers (the default command)")
     .addHelpText("after", `\n${settingsHelp()}`)
     .action(async () => {
@@ -185,7 +185,8 @@ export function createCli(options: CliOptions): Command {
  */
 export async function runCli(argv: string[], options: CliOptions): Promise<number> {
   try {
-    await createCli(options).parseAsync(argv, { from: "user" });
+    // No command means serve; an unknown one is still an error, not an argument to serve.
+    await createCli(options).parseAsync(argv.length > 0 ? argv : ["serve"], { from: "user" });
     return EXIT_OK;
   } catch (error) {
     if (error instanceof CommanderError) {
