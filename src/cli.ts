@@ -1,6 +1,6 @@
 import { Command, CommanderError } from "commander";
 import type { Logger } from "pino";
-import { createUserAdmin, type UserAdminResult } from "./accounts/user-admin.js";
+import { createUserAdmin, type UserAdmin, type UserAdminResult } from "./accounts/user-admin.js";
 import { startApp } from "./app.js";
 import type { Clock } from "./clock.js";
 import { type Config, ConfigError, loadConfigWithFile, settingsHelp } from "./config.js";
@@ -50,10 +50,6 @@ async function withDatabase<T>(config: Config, run: (db: Database) => Promise<T>
 
 function describeUser(result: UserAdminResult): string {
   return `${result.user.username} (${result.user.id})`;
-}
-
-function noSuchUser(user: string): CliError {
-  return new CliError(`no user matches "${user}" (give a username, email, phone number or id)`);
 }
 
 /**
@@ -127,19 +123,29 @@ export function createCli(options: CliOptions): Command {
       .action(() => signingKeyCommandsNotAvailable(name));
   }
 
+  /** Runs one operator action on a user; a user that does not exist is the operator's error. */
+  async function onUser(
+    user: string,
+    action: (admin: UserAdmin, user: string) => Promise<UserAdminResult | undefined>,
+  ): Promise<UserAdminResult> {
+    const { config } = readConfig(options);
+    const result = await withDatabase(config, (db) =>
+      action(createUserAdmin({ db, clock: options.clock }), user),
+    );
+    if (!result) {
+      throw new CliError(`no user matches "${user}" (give a username, email, phone number or id)`);
+    }
+    return result;
+  }
+  const USER_ARGUMENT = "username, email, phone number or user id";
+
   const users = program.command("users").description("disable or enable a user");
   users
     .command("disable")
     .description("block a user's logins (INVALID_CREDENTIALS) and revoke all their sessions")
-    .argument("<identifier>", "username, email, phone number or user id")
+    .argument("<identifier>", USER_ARGUMENT)
     .action(async (identifier: string) => {
-      const { config } = readConfig(options);
-      const result = await withDatabase(config, (db) =>
-        createUserAdmin({ db, clock: options.clock }).disable(identifier),
-      );
-      if (!result) {
-        throw noSuchUser(identifier);
-      }
+      const result = await onUser(identifier, (admin, user) => admin.disable(user));
       options.print(
         `disabled ${describeUser(result)}; ${result.revokedSessions} session(s) revoked`,
       );
@@ -147,15 +153,9 @@ export function createCli(options: CliOptions): Command {
   users
     .command("enable")
     .description("allow a disabled user to log in again")
-    .argument("<identifier>", "username, email, phone number or user id")
+    .argument("<identifier>", USER_ARGUMENT)
     .action(async (identifier: string) => {
-      const { config } = readConfig(options);
-      const result = await withDatabase(config, (db) =>
-        createUserAdmin({ db, clock: options.clock }).enable(identifier),
-      );
-      if (!result) {
-        throw noSuchUser(identifier);
-      }
+      const result = await onUser(identifier, (admin, user) => admin.enable(user));
       options.print(`enabled ${describeUser(result)}`);
     });
 
@@ -164,15 +164,9 @@ export function createCli(options: CliOptions): Command {
     .description("revoke sessions")
     .command("revoke")
     .description("revoke every session of a user: refresh and access tokens stop working")
-    .argument("<user>", "username, email, phone number or user id")
+    .argument("<user>", USER_ARGUMENT)
     .action(async (user: string) => {
-      const { config } = readConfig(options);
-      const result = await withDatabase(config, (db) =>
-        createUserAdmin({ db, clock: options.clock }).revokeSessions(user),
-      );
-      if (!result) {
-        throw noSuchUser(user);
-      }
+      const result = await onUser(user, (admin, name) => admin.revokeSessions(name));
       options.print(`revoked ${result.revokedSessions} session(s) of ${describeUser(result)}`);
     });
 

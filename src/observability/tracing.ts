@@ -32,8 +32,11 @@ export function startTracing({ endpoint, serviceName }: TracingOptions): Tracing
       ),
     ],
   });
-  // False (and harmless) when another app in this process already set one.
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  // Another app in this process may have set one already: then that one serves both.
+  const contextManager = new AsyncLocalStorageContextManager().enable();
+  if (!context.setGlobalContextManager(contextManager)) {
+    contextManager.disable();
+  }
   return {
     tracer: provider.getTracer("auth-service"),
     shutdown: () => provider.shutdown(),
