@@ -95,6 +95,15 @@ describe("the admin port", () => {
     expect((await fetch(`${base}/nothing`)).status).toBe(404);
   });
 
+  it("answers readiness 503 once the database is gone, liveness still 200", async () => {
+    const doomed = await startTestServer();
+    const base = `http://127.0.0.1:${doomed.app.adminPort}`;
+    await doomed.app.db.destroy();
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    await doomed.close();
+  });
+
   it("counts calls by method, server and code on both servers, with latency and reasons", async () => {
     const before = await scrape(server);
     const okSeries = `auth_rpc_requests_total{method="${LOGIN}",server="grpc",code="OK"}`;
