@@ -13,11 +13,21 @@ import { createAdminServer } from "./observability/admin-server.js";
 import { createMetrics, type ServiceMetrics } from "./observability/metrics.js";
 import { databaseSpanRecorder, startTracing } from "./observability/tracing.js";
 import { createAuthHandlers } from "./rpc/auth-handlers.js";
+import { createEnvoyAuthorizationHandlers } from "./rpc/envoy-authorization.js";
 import { observeHandlers } from "./rpc/observed-handlers.js";
 import { createServers } from "./server.js";
-import { createAccessTokenIssuer, createAccessTokenVerifier } from "./tokens/access-tokens.js";
+import {
+  createAccessTokenIssuer,
+  createAccessTokenVerifier,
+  withRevocationCheck,
+} from "./tokens/access-tokens.js";
+import { loadKeySet } from "./tokens/key-store.js";
 import { createSessions } from "./tokens/refresh-sessions.js";
-import { jwkSetJson, loadSigningKey } from "./tokens/signing-keys.js";
+import {
+  createRevocationList,
+  type RevocationFeed,
+  startRevocationFeed,
+} from "./tokens/revocations.js";
 
 export interface AppOptions {
   config: Config;
@@ -58,22 +68,38 @@ export async function startApp(options: AppOptions): Promise<App> {
     registry: options.registry ?? new Registry(),
     poolUsage: () => poolUsage(db),
   });
+  let revocationFeed: RevocationFeed | undefined;
   try {
     const applied = await migrateToLatest(db);
     if (applied.length > 0) {
       logger.info({ migrations: applied }, "database migrated");
     }
-    const key = await loadSigningKey(config);
+    const keys = await loadKeySet(config);
     if (
       config.databaseUrl !== undefined &&
-      key.algorithm === "ES256" &&
+      keys.signer.algorithm === "ES256" &&
       !config.jwtPrivateKeyPem &&
-      !config.jwtPrivateKeyFile
+      !config.jwtPrivateKeyFile &&
+      !config.jwtKeysDir
     ) {
       logger.warn(
-        "signing key generated in DATA_DIR: replicas must share one key (set JWT_PRIVATE_KEY_FILE)",
+        "signing keys kept in DATA_DIR: replicas must share them (set JWT_KEYS_DIR or JWT_PRIVATE_KEY_FILE)",
       );
     }
+    // A revoked session matters while its access tokens can still pass: their lifetime
+    // plus the leeway.
+    const retentionMs = config.accessTokenTtlMs + config.clockToleranceMs;
+    const revocations = createRevocationList({ clock, retentionMs });
+    revocationFeed = await startRevocationFeed({
+      db,
+      databaseUrl: config.databaseUrl,
+      list: revocations,
+      clock,
+      retentionMs,
+      syncIntervalMs: config.revocationSyncIntervalMs,
+      onError: (error) => logger.warn({ err: error }, "revocation feed"),
+    });
+    metrics.registerRevokedSessionCache(() => revocations.snapshot().length);
     const hasher = instrumentPasswordHasher(createArgon2idHasher(config.argon2), {
       metrics,
       tracer,
@@ -83,7 +109,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       db,
       clock,
       issueAccessToken: createAccessTokenIssuer({
-        key,
+        key: keys.signer,
         issuer: config.jwtIssuer,
         audience: config.jwtAudience,
         ttlMs: config.accessTokenTtlMs,
@@ -91,20 +117,32 @@ export async function startApp(options: AppOptions): Promise<App> {
       }),
       refreshTokenTtlMs: config.refreshTokenTtlMs,
       sessionMaxAgeMs: config.sessionMaxAgeMs,
+      onSessionsRevoked: (sessionIds, revokeTime) => revocations.add({ sessionIds, revokeTime }),
     });
-    const verifyAccessToken = createAccessTokenVerifier({
-      findKey: (kid) => (kid === key.kid ? key : undefined),
-      issuer: config.jwtIssuer,
-      audience: config.jwtAudience,
-      clockToleranceMs: config.clockToleranceMs,
-      clock,
-    });
+    const verifyAccessToken = withRevocationCheck(
+      createAccessTokenVerifier({
+        findKey: keys.find,
+        issuer: config.jwtIssuer,
+        audience: config.jwtAudience,
+        clockToleranceMs: config.clockToleranceMs,
+        clock,
+      }),
+      revocations.isRevoked,
+    );
     const servers = createServers({
       handlers: observeHandlers(
         AuthService,
-        createAuthHandlers({ accounts, sessions, verifyAccessToken, jwksJson: jwkSetJson([key]) }),
+        createAuthHandlers({
+          accounts,
+          sessions,
+          verifyAccessToken,
+          revocations,
+          jwksJson: keys.jwksJson,
+        }),
         { metrics, logger, tracer },
       ),
+      envoyAuthorization: createEnvoyAuthorizationHandlers({ verifyAccessToken }),
+      jwksJson: keys.jwksJson,
       onInternalError: (error, procedure) =>
         logger.error({ err: error, procedure }, "internal error"),
     });
@@ -151,13 +189,17 @@ export async function startApp(options: AppOptions): Promise<App> {
         clearInterval(healthTimer);
         clearInterval(sessionsTimer);
         servers.setServing(false);
+        // Open WatchRevocations streams end first: they would hold the shutdown up.
+        revocations.close();
         await servers.shutdown(config.shutdownTimeoutMs);
         await admin.close();
+        await revocationFeed?.close();
         await db.destroy();
         await tracing?.shutdown();
       },
     };
   } catch (error) {
+    await revocationFeed?.close();
     await db.destroy();
     await tracing?.shutdown();
     throw error;

@@ -8,6 +8,12 @@ import { type Database, openDatabase } from "./db/database.js";
 import { isDatabaseUnavailable } from "./db/errors.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { createLogger } from "./observability/logger.js";
+import {
+  createKeyStore,
+  type KeyStore,
+  keyStoreDirectory,
+  type StoredKey,
+} from "./tokens/key-store.js";
 
 /** Exit codes: 0 done, 1 the command failed (no such user, database away), 2 bad usage or setting. */
 export const EXIT_OK = 0;
@@ -52,14 +58,18 @@ function describeUser(result: UserAdminResult): string {
   return `${result.user.username} (${result.user.id})`;
 }
 
-/**
- * `keys generate|rotate|list` is issue 3's (signing-key management in src/tokens/). Until
- * it lands, the commands exist, say so and fail.
- */
-function signingKeyCommandsNotAvailable(subcommand: string): never {
-  throw new CliError(
-    `keys ${subcommand}: not available yet (signing-key management is not built in this version)`,
-  );
+function keyLine(key: StoredKey): string {
+  const role = key.active ? "active" : key.canSign ? "verify" : "verify (public only)";
+  return `${key.kid}  ${role.padEnd(20)}  ${key.createTime.toISOString()}  ${key.file}`;
+}
+
+/** The signing-key store in JWT_KEYS_DIR (else DATA_DIR/keys); HS256 has none. */
+function keyStoreFor(config: Config): KeyStore {
+  const directory = keyStoreDirectory(config);
+  if (directory === undefined || config.jwtSecret !== undefined) {
+    throw new ConfigError("keys: HS256 (JWT_SECRET) has no key store");
+  }
+  return createKeyStore(directory);
 }
 
 /** The `auth-service` command line: serve, migrate, keys, users, sessions. */
@@ -111,17 +121,39 @@ export function createCli(options: CliOptions): Command {
       }
     });
 
-  const keys = program.command("keys").description("manage the token signing keys");
-  for (const [name, description] of [
-    ["generate", "create a new signing key"],
-    ["rotate", "make a new key current; keep the old one for verification until it expires"],
-    ["list", "list the signing keys and which one signs"],
-  ] as const) {
-    keys
-      .command(name)
-      .description(description)
-      .action(() => signingKeyCommandsNotAvailable(name));
-  }
+  const keys = program
+    .command("keys")
+    .description(
+      "manage the signing keys in JWT_KEYS_DIR (else DATA_DIR/keys); replicas pick changes up when they restart",
+    );
+  const keyStore = () => keyStoreFor(readConfig(options).config);
+  keys
+    .command("list", { isDefault: true })
+    .description("list the keys: which one signs, which only verify (the default)")
+    .action(async () => {
+      for (const key of await keyStore().list()) {
+        options.print(keyLine(key));
+      }
+    });
+  keys
+    .command("generate")
+    .description("create a key and make it the one that signs")
+    .action(async () => options.print(keyLine(await keyStore().generate())));
+  keys
+    .command("rotate")
+    .description("make a new key sign; the previous one keeps verifying until removed")
+    .action(async () => {
+      const { active, previous } = await keyStore().rotate();
+      options.print(keyLine(active));
+      if (previous) {
+        options.print(`${previous.kid} keeps verifying; remove it once its tokens have expired`);
+      }
+    });
+  keys
+    .command("remove")
+    .description("delete a key that no longer signs (once its tokens have expired)")
+    .argument("<kid>", "the key id, as keys list shows it")
+    .action(async (kid: string) => keyStore().remove(kid));
 
   /** Runs one operator action on a user; a user that does not exist is the operator's error. */
   async function onUser(

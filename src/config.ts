@@ -31,6 +31,10 @@ export interface Config {
   jwtPrivateKeyPem: string | undefined;
   jwtPrivateKeyFile: string | undefined;
   jwtSecret: string | undefined;
+  /** Directory of ES256 PEM keys: all verify, the active one signs (see src/tokens/key-store.ts). */
+  jwtKeysDir: string | undefined;
+  /** How often revoked sessions are re-read, healing any missed notification. */
+  revocationSyncIntervalMs: number;
   argon2: Argon2Params;
   /** How long in-flight calls may run after SIGTERM before they are cut. */
   shutdownTimeoutMs: number;
@@ -116,6 +120,12 @@ export const environmentSchema = z
         "must be at least 32 bytes",
       )
       .describe("Switches to HS256 with this shared secret (at least 32 bytes)."),
+    JWT_KEYS_DIR: optionalText.describe(
+      "Directory of ES256 PEM keys (all verify, the active one signs); default DATA_DIR/keys.",
+    ),
+    REVOCATION_SYNC_INTERVAL: duration("30s")
+      .refine((v) => v >= 100, "must be at least 100ms")
+      .describe("How often revoked sessions are re-read, healing a missed notification."),
     // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
     ARGON2_MEMORY_KIB: integer(19456, 1024, 4 * 1024 * 1024).describe(
       "argon2id memory cost in KiB.",
@@ -151,6 +161,10 @@ export const environmentSchema = z
     message:
       "set either JWT_SECRET (HS256) or JWT_PRIVATE_KEY/JWT_PRIVATE_KEY_FILE (ES256), not both",
     path: ["JWT_SECRET"],
+  })
+  .refine((env) => !(env.JWT_SECRET && env.JWT_KEYS_DIR), {
+    message: "set either JWT_SECRET (HS256) or JWT_KEYS_DIR (ES256), not both",
+    path: ["JWT_KEYS_DIR"],
   })
   .refine((env) => !(env.JWT_PRIVATE_KEY && env.JWT_PRIVATE_KEY_FILE), {
     message: "set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both",
@@ -190,6 +204,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     jwtPrivateKeyPem: e.JWT_PRIVATE_KEY,
     jwtPrivateKeyFile: e.JWT_PRIVATE_KEY_FILE,
     jwtSecret: e.JWT_SECRET,
+    jwtKeysDir: e.JWT_KEYS_DIR,
+    revocationSyncIntervalMs: e.REVOCATION_SYNC_INTERVAL,
     argon2: {
       memoryKib: e.ARGON2_MEMORY_KIB,
       timeCost: e.ARGON2_TIME_COST,

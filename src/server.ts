@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
@@ -14,6 +15,7 @@ import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { AuthService } from "../gen/auth/v1/auth_pb.js";
+import { Authorization } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { addConnectService, peerAddressKey } from "./rpc/connect-adapter.js";
 import { addGrpcService } from "./rpc/grpc-adapter.js";
 import type { InternalErrorListener, ServiceHandlers } from "./rpc/handler.js";
@@ -21,8 +23,17 @@ import type { InternalErrorListener, ServiceHandlers } from "./rpc/handler.js";
 /** DESIGN.md §4b: larger request messages are refused with RESOURCE_EXHAUSTED. */
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 
+/** Where the JWK Set is served over plain HTTP on the Connect port. */
+export const JWKS_PATH = "/.well-known/jwks.json";
+/** Verifiers may cache the JWK Set this long; a new key is published before it signs. */
+export const JWKS_MAX_AGE_SECONDS = 300;
+
 export interface ServersOptions {
   handlers: ServiceHandlers<typeof AuthService>;
+  /** Envoy ext_authz, served on the gRPC port. */
+  envoyAuthorization: ServiceHandlers<typeof Authorization>;
+  /** RFC 7517 JWK Set served at JWKS_PATH. */
+  jwksJson: string;
   onInternalError: InternalErrorListener;
 }
 
@@ -65,6 +76,7 @@ function reflectionService(): ReflectionService {
   );
   const ours = {
     [AuthService.typeName]: { fileDescriptorProtos: files },
+    [Authorization.typeName]: { fileDescriptorProtos: files },
   } as unknown as PackageDefinition;
   return new ReflectionService({ ...reflection, ...ours });
 }
@@ -108,14 +120,52 @@ function replayingStream(socket: net.Socket, firstChunk: Buffer): Duplex {
   return stream;
 }
 
+/**
+ * GET (or HEAD) JWKS_PATH: the JWK Set for verifiers that are not gRPC clients (Istio,
+ * API gateways); anything else that no RPC route took is a 404.
+ */
+function jwksRoute(jwksJson: string): ReturnType<typeof connectNodeAdapter> {
+  const body = Buffer.from(jwksJson);
+  const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+  return (request, response) => {
+    if (new URL(request.url ?? "/", "http://localhost").pathname !== JWKS_PATH) {
+      response.writeHead(404);
+      response.end();
+      return;
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      response.writeHead(405, { allow: "GET, HEAD" });
+      response.end();
+      return;
+    }
+    const headers = {
+      "content-type": "application/jwk-set+json",
+      "cache-control": `public, max-age=${JWKS_MAX_AGE_SECONDS}`,
+      etag,
+    };
+    if (request.headers["if-none-match"] === etag) {
+      response.writeHead(304, headers);
+      response.end();
+      return;
+    }
+    response.writeHead(200, { ...headers, "content-length": body.length });
+    if (request.method === "HEAD") {
+      response.end();
+    } else {
+      response.end(body);
+    }
+  };
+}
+
 /** Creates the gRPC server (grpc-js) and the Connect/gRPC-Web server (connect-node), not yet listening. */
 export function createServers(options: ServersOptions): AuthServers {
-  const { handlers, onInternalError } = options;
+  const { handlers, envoyAuthorization, jwksJson, onInternalError } = options;
 
   const grpcServer = new grpc.Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
   });
   addGrpcService(grpcServer, AuthService, handlers, onInternalError);
+  addGrpcService(grpcServer, Authorization, envoyAuthorization, onInternalError);
   const health = new HealthImplementation({
     "": "NOT_SERVING",
     [AuthService.typeName]: "NOT_SERVING",
@@ -126,6 +176,7 @@ export function createServers(options: ServersOptions): AuthServers {
   const connectHandler = connectNodeAdapter({
     routes: (router) => addConnectService(router, AuthService, handlers, onInternalError),
     readMaxBytes: MAX_REQUEST_BYTES,
+    fallback: jwksRoute(jwksJson),
     contextValues: (request) =>
       createContextValues().set(peerAddressKey, request.socket.remoteAddress ?? ""),
   });

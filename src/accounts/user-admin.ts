@@ -50,13 +50,13 @@ export function createUserAdmin({ db, clock }: UserAdminOptions): UserAdmin {
       if (disable) {
         await setUserDisableTime(trx, user.id, now);
       }
-      const revokedSessions = await revokeUserSessions(
+      const revoked = await revokeUserSessions(
         trx,
         user.id,
         now,
         disable ? "user_disabled" : "admin",
       );
-      return { user, revokedSessions };
+      return { user, revokedSessions: revoked.length };
     });
   }
 

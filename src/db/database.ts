@@ -50,6 +50,17 @@ function queryLogger(onQuery: DatabaseOptions["onQuery"]) {
   );
 }
 
+/**
+ * The PGlite instance behind an embedded database, for its in-process LISTEN. An
+ * association, not shared state: each openDatabase call adds its own entry.
+ */
+const embeddedInstances = new WeakMap<Database, PGlite>();
+
+/** The PGlite instance of a database opened without a URL; undefined on PostgreSQL. */
+export function embeddedInstance(db: Database): PGlite | undefined {
+  return embeddedInstances.get(db);
+}
+
 /** Opens the database: a `pg` pool when a URL is given, else PGlite. */
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   if (options.url !== undefined) {
@@ -79,10 +90,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   } else {
     pglite = await PGlite.create();
   }
-  return new Kysely<DatabaseSchema>({
+  const db = new Kysely<DatabaseSchema>({
     dialect: new PGliteDialect(pglite),
     log: queryLogger(options.onQuery),
   });
+  embeddedInstances.set(db, pglite);
+  return db;
 }
 
 /** True while the database answers a trivial query. */

@@ -1,5 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from "kysely";
 import * as initial from "./migrations/2026-11-23T00-00-initial.js";
+import * as sessionsRevokeTime from "./migrations/2026-11-23T12-00-sessions-revoke-time.js";
 import * as userDisableTime from "./migrations/2026-11-23T18-45-user-disable-time.js";
 import type { DatabaseSchema } from "./schema.js";
 
@@ -8,6 +9,7 @@ const migrations: MigrationProvider = {
   async getMigrations(): Promise<Record<string, Migration>> {
     return {
       "2026-11-23T00-00-initial": initial,
+      "2026-11-23T12-00-sessions-revoke-time": sessionsRevokeTime,
       "2026-11-23T18-45-user-disable-time": userDisableTime,
     };
   },

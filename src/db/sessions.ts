@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { User } from "../accounts/user.js";
 import type { Database } from "./database.js";
 import { userFromRow } from "./users.js";
@@ -109,45 +110,96 @@ export async function markRefreshTokenUsed(
     .execute();
 }
 
-/** Revokes one session; a session already revoked keeps its first revocation. */
+/** The PostgreSQL NOTIFY channel on which every revocation is announced to every replica. */
+export const REVOCATION_CHANNEL = "auth_session_revoked";
+/** Ids per notification: a NOTIFY payload must stay under 8000 bytes. */
+const IDS_PER_NOTIFICATION = 100;
+
+/** Sessions revoked together, as a revocation notification carries them. */
+export interface Revocation {
+  sessionIds: string[];
+  revokeTime: Date;
+}
+
+/** Parses a notification payload; undefined when it is not one of ours. */
+export function parseRevocationPayload(payload: string): Revocation | undefined {
+  try {
+    const { ids, t } = JSON.parse(payload) as { ids?: unknown; t?: unknown };
+    if (Array.isArray(ids) && ids.every((id) => typeof id === "string") && typeof t === "number") {
+      return { sessionIds: ids, revokeTime: new Date(t) };
+    }
+  } catch {
+    // Not ours: ignored below.
+  }
+  return undefined;
+}
+
+/**
+ * Announces revoked sessions on REVOCATION_CHANNEL. Inside a transaction the notification
+ * is delivered when (and only if) it commits.
+ */
+async function notifyRevoked(db: Database, sessionIds: string[], revokeTime: Date) {
+  for (let start = 0; start < sessionIds.length; start += IDS_PER_NOTIFICATION) {
+    const payload = JSON.stringify({
+      ids: sessionIds.slice(start, start + IDS_PER_NOTIFICATION),
+      t: revokeTime.getTime(),
+    });
+    await sql`select pg_notify(${REVOCATION_CHANNEL}, ${payload})`.execute(db);
+  }
+}
+
+/**
+ * Revokes one session and announces it; a session already revoked keeps its first
+ * revocation. Returns the ids revoked now (empty when it already was).
+ */
 export async function revokeSession(
   db: Database,
   sessionId: string,
   revokeTime: Date,
   reason: RevokeReason,
-): Promise<void> {
-  await db
+): Promise<string[]> {
+  const rows = await db
     .updateTable("sessions")
     .set({ revoke_time: revokeTime, revoke_reason: reason })
     .where("id", "=", sessionId)
     .where("revoke_time", "is", null)
+    .returning("id")
     .execute();
+  const ids = rows.map((row) => row.id);
+  await notifyRevoked(db, ids, revokeTime);
+  return ids;
 }
 
-/** Revokes every live session of a user; returns how many were live. */
+/** Revokes every live session of a user and announces them; returns their ids. */
 export async function revokeUserSessions(
   db: Database,
   userId: string,
   revokeTime: Date,
   reason: RevokeReason,
-): Promise<number> {
-  const result = await db
+): Promise<string[]> {
+  const rows = await db
     .updateTable("sessions")
     .set({ revoke_time: revokeTime, revoke_reason: reason })
     .where("user_id", "=", userId)
     .where("revoke_time", "is", null)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+    .returning("id")
+    .execute();
+  const ids = rows.map((row) => row.id);
+  await notifyRevoked(db, ids, revokeTime);
+  return ids;
 }
 
-/** True when the session exists and was not revoked (a deleted user's sessions are gone). */
-export async function isSessionLive(db: Database, sessionId: string): Promise<boolean> {
-  const row = await db
+/** Sessions revoked at or after `since`, oldest first. */
+export async function listRevokedSessions(db: Database, since: Date): Promise<Revocation[]> {
+  const rows = await db
     .selectFrom("sessions")
-    .select("revoke_time")
-    .where("id", "=", sessionId)
-    .executeTakeFirst();
-  return row !== undefined && row.revoke_time === null;
+    .select(["id", "revoke_time"])
+    .where("revoke_time", ">=", since)
+    .orderBy("revoke_time")
+    .execute();
+  return rows.flatMap((row) =>
+    row.revoke_time === null ? [] : [{ sessionIds: [row.id], revokeTime: row.revoke_time }],
+  );
 }
 
 /** Sessions neither revoked nor past their absolute lifetime (for the active-sessions gauge). */

@@ -4,19 +4,20 @@ import type { AuthService, TokenPairSchema, UserSchema } from "../../gen/auth/v1
 import type { Accounts } from "../accounts/accounts.js";
 import type { User } from "../accounts/user.js";
 import { AuthError } from "../auth-error.js";
-import type { AccessTokenVerifier } from "../tokens/access-tokens.js";
+import { type AccessTokenVerifier, bearerToken } from "../tokens/access-tokens.js";
 import type { Sessions, TokenPair } from "../tokens/refresh-sessions.js";
+import type { RevocationList } from "../tokens/revocations.js";
 import type { ServiceHandlers } from "./handler.js";
 
 export interface AuthHandlersOptions {
   accounts: Accounts;
   sessions: Sessions;
+  /** Checks signature, claims and revocation (from memory). */
   verifyAccessToken: AccessTokenVerifier;
+  revocations: RevocationList;
   /** The RFC 7517 JWK Set of the verification keys. */
   jwksJson: string;
 }
-
-const BEARER = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i;
 
 function userMessage(user: User): MessageInitShape<typeof UserSchema> {
   return {
@@ -44,7 +45,7 @@ function tokenPairMessage(pair: TokenPair): MessageInitShape<typeof TokenPairSch
 export function createAuthHandlers(
   options: AuthHandlersOptions,
 ): ServiceHandlers<typeof AuthService> {
-  const { accounts, sessions, verifyAccessToken, jwksJson } = options;
+  const { accounts, sessions, verifyAccessToken, revocations, jwksJson } = options;
   return {
     async signUp(request) {
       return { user: userMessage(await accounts.signUp(request)) };
@@ -60,8 +61,7 @@ export function createAuthHandlers(
     },
 
     async verify(request, context) {
-      const token =
-        request.accessToken || BEARER.exec(context.requestHeader("authorization") ?? "")?.[1];
+      const token = request.accessToken || bearerToken(context.requestHeader("authorization"));
       if (!token) {
         throw new AuthError(
           "TOKEN_INVALID",
@@ -69,9 +69,6 @@ export function createAuthHandlers(
         );
       }
       const verified = verifyAccessToken(token);
-      if (!(await sessions.isLive(verified.sessionId))) {
-        throw new AuthError("SESSION_REVOKED", "the session has been revoked");
-      }
       return {
         userId: verified.userId,
         username: verified.username,
@@ -92,6 +89,16 @@ export function createAuthHandlers(
 
     async getJwks() {
       return { jwksJson };
+    },
+
+    async *watchRevocations(_request, context) {
+      for await (const update of revocations.watch(context.signal)) {
+        yield {
+          sessionIds: update.sessionIds,
+          revokeTime: timestampFromDate(update.revokeTime),
+          snapshot: update.snapshot,
+        };
+      }
     },
   };
 }

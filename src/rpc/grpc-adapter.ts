@@ -1,10 +1,4 @@
-import {
-  create,
-  type DescMethodUnary,
-  type DescService,
-  fromBinary,
-  toBinary,
-} from "@bufbuild/protobuf";
+import { create, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { grpcStatusDetails, toConnectError } from "./errors.js";
@@ -12,14 +6,15 @@ import {
   type CallContext,
   handlerFor,
   type InternalErrorListener,
+  type ServedMethod,
   type ServiceHandlers,
-  unaryMethods,
+  servedMethods,
 } from "./handler.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: grpc-js types definitions per message type; ours are built at run time
 type MethodDefinitions = Record<string, grpc.MethodDefinition<any, any>>;
 
-function path(method: DescMethodUnary): string {
+function path(method: ServedMethod): string {
   return `/${method.parent.typeName}/${method.name}`;
 }
 
@@ -29,11 +24,11 @@ function path(method: DescMethodUnary): string {
  */
 export function grpcClientDefinition(service: DescService): grpc.ServiceDefinition {
   const definition: MethodDefinitions = {};
-  for (const method of unaryMethods(service)) {
+  for (const method of servedMethods(service)) {
     definition[method.localName] = {
       path: path(method),
       requestStream: false,
-      responseStream: false,
+      responseStream: method.methodKind === "server_streaming",
       requestSerialize: (message) => Buffer.from(toBinary(method.input, message)),
       requestDeserialize: (bytes) => fromBinary(method.input, bytes),
       responseSerialize: (message) => Buffer.from(toBinary(method.output, message)),
@@ -43,8 +38,8 @@ export function grpcClientDefinition(service: DescService): grpc.ServiceDefiniti
   return definition;
 }
 
-/** grpc-js metadata carrying the error's google.rpc.Status for rich-error clients. */
-function errorResponse(error: ConnectError): grpc.ServerErrorResponse {
+/** A grpc-js error status whose metadata carries the google.rpc.Status for rich-error clients. */
+export function grpcErrorResponse(error: ConnectError): grpc.ServerErrorResponse {
   const metadata = new grpc.Metadata();
   if (error.details.length > 0) {
     metadata.set("grpc-status-details-bin", Buffer.from(grpcStatusDetails(error)));
@@ -57,7 +52,7 @@ function errorResponse(error: ConnectError): grpc.ServerErrorResponse {
 }
 
 function callContext(
-  call: grpc.ServerUnaryCall<Buffer, unknown>,
+  call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>,
   responseMetadata: grpc.Metadata,
 ): CallContext {
   const controller = new AbortController();
@@ -78,6 +73,35 @@ function callContext(
   };
 }
 
+function decodeRequest(method: ServedMethod, bytes: Buffer) {
+  try {
+    return fromBinary(method.input, bytes);
+  } catch (error) {
+    throw new ConnectError(
+      "the request message cannot be decoded",
+      Code.InvalidArgument,
+      undefined,
+      undefined,
+      error,
+    );
+  }
+}
+
+/** Writes a message, waiting while the client reads slower than we write. */
+async function writeMessage(call: grpc.ServerWritableStream<Buffer, unknown>, message: unknown) {
+  if (!call.write(message)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        call.off("drain", done);
+        call.off("cancelled", done);
+        resolve();
+      };
+      call.on("drain", done);
+      call.on("cancelled", done);
+    });
+  }
+}
+
 /**
  * Binds handlers to a grpc-js server. Requests arrive as raw bytes and are decoded
  * here, so a malformed message is the client's INVALID_ARGUMENT, not grpc-js's INTERNAL.
@@ -90,35 +114,63 @@ export function addGrpcService<S extends DescService>(
 ): void {
   const definition: MethodDefinitions = {};
   const implementation: grpc.UntypedServiceImplementation = {};
-  for (const method of unaryMethods(service)) {
-    const handler = handlerFor(handlers, method);
+  for (const method of servedMethods(service)) {
     const procedure = path(method);
+    const toStatus = (error: unknown) =>
+      grpcErrorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure)));
     definition[method.localName] = {
       path: procedure,
       requestStream: false,
-      responseStream: false,
+      responseStream: method.methodKind === "server_streaming",
       requestSerialize: (bytes: Buffer) => bytes,
       requestDeserialize: (bytes: Buffer) => bytes,
       responseSerialize: (message) => Buffer.from(toBinary(method.output, message)),
       responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     };
+    if (method.methodKind === "server_streaming") {
+      const handler = handlerFor(handlers, method);
+      const serverStreaming: grpc.handleServerStreamingCall<Buffer, unknown> = (call) => {
+        const run = async () => {
+          const context = callContext(call, responseMetadata);
+          for await (const message of handler(decodeRequest(method, call.request), context)) {
+            if (context.signal.aborted) {
+              return;
+            }
+            sendHeaders();
+            await writeMessage(call, create(method.output, message));
+          }
+        };
+        // Response headers go out once, before the first message (or the end).
+        const responseMetadata = new grpc.Metadata();
+        let headersSent = false;
+        const sendHeaders = () => {
+          if (!headersSent) {
+            headersSent = true;
+            call.sendMetadata(responseMetadata);
+          }
+        };
+        run().then(
+          () => {
+            sendHeaders();
+            call.end();
+          },
+          (error: unknown) => {
+            sendHeaders();
+            call.emit("error", toStatus(error));
+          },
+        );
+      };
+      implementation[method.localName] = serverStreaming;
+      continue;
+    }
+    const handler = handlerFor(handlers, method);
     const unary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
       const responseMetadata = new grpc.Metadata();
-      const run = async () => {
-        let request: ReturnType<typeof fromBinary>;
-        try {
-          request = fromBinary(method.input, call.request);
-        } catch (error) {
-          throw new ConnectError(
-            "the request message cannot be decoded",
-            Code.InvalidArgument,
-            undefined,
-            undefined,
-            error,
-          );
-        }
-        return create(method.output, await handler(request, callContext(call, responseMetadata)));
-      };
+      const run = async () =>
+        create(
+          method.output,
+          await handler(decodeRequest(method, call.request), callContext(call, responseMetadata)),
+        );
       run().then(
         (response) => {
           call.sendMetadata(responseMetadata);
@@ -126,9 +178,7 @@ export function addGrpcService<S extends DescService>(
         },
         (error: unknown) => {
           call.sendMetadata(responseMetadata);
-          callback(
-            errorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure))),
-          );
+          callback(toStatus(error));
         },
       );
     };

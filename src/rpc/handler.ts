@@ -1,5 +1,6 @@
 import type {
   DescMessage,
+  DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
   MessageInitShape,
@@ -25,33 +26,55 @@ export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   context: CallContext,
 ) => Promise<MessageInitShape<O>>;
 
+/**
+ * A server-streaming handler: each value the iterable yields is one response message.
+ * The stream ends when the iterable does; it should end once `context.signal` aborts.
+ */
+export type ServerStreamingHandler<I extends DescMessage, O extends DescMessage> = (
+  request: MessageShape<I>,
+  context: CallContext,
+) => AsyncIterable<MessageInitShape<O>>;
+
 /** One handler per RPC of a service, written once and bound to both servers. */
 export type ServiceHandlers<S extends DescService> = {
   [K in keyof S["method"]]: S["method"][K] extends DescMethodUnary<infer I, infer O>
     ? UnaryHandler<I, O>
-    : never;
+    : S["method"][K] extends DescMethodServerStreaming<infer I, infer O>
+      ? ServerStreamingHandler<I, O>
+      : never;
 };
 
 /** Called with an error that is not the client's doing, before it is answered as INTERNAL. */
 export type InternalErrorListener = (error: unknown, procedure: string) => void;
 
+/** The kinds of method the adapters bind: unary and server streaming. */
+export type ServedMethod = DescMethodUnary | DescMethodServerStreaming;
+
 /** The handler of one method, typed loosely for the adapters that iterate a service's methods. */
 export function handlerFor(
   handlers: ServiceHandlers<DescService>,
   method: DescMethodUnary,
-): UnaryHandler<DescMessage, DescMessage> {
-  const handler = (handlers as Record<string, UnaryHandler<DescMessage, DescMessage> | undefined>)[
-    method.localName
-  ];
-  if (handler === undefined) {
+): UnaryHandler<DescMessage, DescMessage>;
+export function handlerFor(
+  handlers: ServiceHandlers<DescService>,
+  method: DescMethodServerStreaming,
+): ServerStreamingHandler<DescMessage, DescMessage>;
+export function handlerFor(handlers: ServiceHandlers<DescService>, method: ServedMethod): unknown {
+  const handler = (handlers as Record<string, unknown>)[method.localName];
+  if (typeof handler !== "function") {
     throw new Error(`no handler for ${method.parent.typeName}/${method.name}`);
   }
   return handler;
 }
 
-/** The unary methods of a service: the only kind AuthService has. */
-export function unaryMethods(service: DescService): DescMethodUnary[] {
-  return service.methods.filter(
-    (method): method is DescMethodUnary => method.methodKind === "unary",
+/** The methods the adapters can bind; client- and bidi-streaming ones are refused. */
+export function servedMethods(service: DescService): ServedMethod[] {
+  const served = service.methods.filter(
+    (method): method is ServedMethod =>
+      method.methodKind === "unary" || method.methodKind === "server_streaming",
   );
+  if (served.length !== service.methods.length) {
+    throw new Error(`${service.typeName} has client- or bidi-streaming methods`);
+  }
+  return served;
 }

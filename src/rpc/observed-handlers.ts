@@ -19,8 +19,8 @@ import {
   type CallContext,
   handlerFor,
   type ServiceHandlers,
+  servedMethods,
   type UnaryHandler,
-  unaryMethods,
 } from "./handler.js";
 
 /** Request id header: taken from the caller when it is sane, else generated; always echoed. */
@@ -59,7 +59,12 @@ export function observeHandlers<S extends DescService>(
   { metrics, logger, tracer }: ObservedHandlersOptions,
 ): ServiceHandlers<S> {
   const observed: Record<string, unknown> = { ...handlers };
-  for (const method of unaryMethods(service)) {
+  // Server streams (WatchRevocations) pass through unobserved: a call-per-line log and a
+  // latency histogram do not fit a stream that lives as long as its subscriber.
+  for (const method of servedMethods(service)) {
+    if (method.methodKind !== "unary") {
+      continue;
+    }
     const handler = handlerFor(handlers, method);
     const procedure = `${service.typeName}/${method.name}`;
     const spanAttributes = {

@@ -3,7 +3,7 @@ import jwt from "jsonwebtoken";
 import type { User } from "../accounts/user.js";
 import { AuthError } from "../auth-error.js";
 import type { Clock } from "../clock.js";
-import type { SigningKey } from "./signing-keys.js";
+import type { SigningKey, VerificationKey } from "./signing-keys.js";
 
 /** RFC 9068 §2.1: the `typ` of a JWT access token. */
 export const ACCESS_TOKEN_TYPE = "at+jwt";
@@ -68,7 +68,7 @@ export function createAccessTokenIssuer(options: AccessTokenIssuerOptions): Acce
 
 export interface AccessTokenVerifierOptions {
   /** The verification key for a `kid`, or undefined when unknown. */
-  findKey: (kid: string) => SigningKey | undefined;
+  findKey: (kid: string) => VerificationKey | undefined;
   issuer: string;
   audience: string;
   /** Leeway for exp, nbf and iat (at most 30 s). */
@@ -94,6 +94,22 @@ function decodeHeader(token: string): Record<string, unknown> {
     throw tokenInvalid(error);
   }
   throw tokenInvalid();
+}
+
+/**
+ * The `kid` of a token's header, without verifying anything: a verifier whose keys are
+ * fetched uses it to notice a key it does not know yet.
+ */
+export function accessTokenKeyId(token: string): string | undefined {
+  if (token.length > MAX_TOKEN_LENGTH) {
+    return undefined;
+  }
+  try {
+    const { kid } = decodeHeader(token);
+    return typeof kid === "string" ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function stringClaim(claims: Record<string, unknown>, name: string): string {
@@ -164,4 +180,28 @@ export function createAccessTokenVerifier(
       claims,
     };
   };
+}
+
+/**
+ * A verifier that also refuses tokens of revoked sessions (SESSION_REVOKED), asking
+ * `isRevoked`, which answers from memory: no database round trip per token.
+ */
+export function withRevocationCheck(
+  verify: AccessTokenVerifier,
+  isRevoked: (sessionId: string) => boolean,
+): AccessTokenVerifier {
+  return (token) => {
+    const verified = verify(token);
+    if (isRevoked(verified.sessionId)) {
+      throw new AuthError("SESSION_REVOKED", "the session has been revoked");
+    }
+    return verified;
+  };
+}
+
+const BEARER = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i;
+
+/** The token of an `authorization: Bearer <token>` header value, or undefined. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return authorization === undefined ? undefined : BEARER.exec(authorization)?.[1];
 }

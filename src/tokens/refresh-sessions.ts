@@ -6,7 +6,6 @@ import type { Database } from "../db/database.js";
 import {
   insertRefreshToken,
   insertSession,
-  isSessionLive,
   type LockedRefreshToken,
   lockRefreshToken,
   markRefreshTokenUsed,
@@ -28,6 +27,11 @@ export interface SessionsOptions {
   clock: Clock;
   refreshTokenTtlMs: number;
   sessionMaxAgeMs: number;
+  /**
+   * Told of the sessions a call revoked, once the revocation committed, so this replica
+   * refuses their access tokens at once (others hear of it through the database).
+   */
+  onSessionsRevoked?: (sessionIds: string[], revokeTime: Date) => void;
 }
 
 export interface Sessions {
@@ -37,8 +41,6 @@ export interface Sessions {
   refresh(refreshToken: string): Promise<TokenPair>;
   /** Ends the token's session, or every session of its user. */
   logout(refreshToken: string, allSessions: boolean): Promise<void>;
-  /** False once the session was revoked or its user deleted. */
-  isLive(sessionId: string): Promise<boolean>;
 }
 
 /** 256 random bits, base64url without padding. */
@@ -82,7 +84,9 @@ async function lockUsableToken(
   trx: Database,
   tokenHash: Uint8Array,
   now: Date,
-): Promise<{ usable: LockedRefreshToken } | { rejected: RejectedToken }> {
+): Promise<
+  { usable: LockedRefreshToken } | { rejected: RejectedToken; revokedSessionIds?: string[] }
+> {
   const locked = await lockRefreshToken(trx, tokenHash);
   if (locked === undefined) {
     return { rejected: "REFRESH_TOKEN_INVALID" };
@@ -91,8 +95,13 @@ async function lockUsableToken(
     return { rejected: "SESSION_REVOKED" };
   }
   if (locked.tokenUseTime !== null) {
-    await revokeSession(trx, locked.sessionId, now, "refresh_token_reused");
-    return { rejected: "REFRESH_TOKEN_REUSED" };
+    const revokedSessionIds = await revokeSession(
+      trx,
+      locked.sessionId,
+      now,
+      "refresh_token_reused",
+    );
+    return { rejected: "REFRESH_TOKEN_REUSED", revokedSessionIds };
   }
   // No leeway: the token is dead at its expire time.
   if (locked.tokenExpireTime <= now || locked.sessionExpireTime <= now) {
@@ -107,6 +116,11 @@ function rejection(reason: RejectedToken): AuthError {
 
 export function createSessions(options: SessionsOptions): Sessions {
   const { db, issueAccessToken, clock, refreshTokenTtlMs, sessionMaxAgeMs } = options;
+  const announceRevoked = (sessionIds: string[] | undefined, revokeTime: Date) => {
+    if (sessionIds !== undefined && sessionIds.length > 0) {
+      options.onSessionsRevoked?.(sessionIds, revokeTime);
+    }
+  };
 
   /** A new refresh token for a session, never outliving the session itself. */
   function newRefreshToken(sessionId: string, now: Date, sessionExpireTime: Date) {
@@ -164,6 +178,7 @@ export function createSessions(options: SessionsOptions): Sessions {
         return { pair: () => tokenPair(user, sessionId, next) };
       });
       if ("rejected" in outcome) {
+        announceRevoked(outcome.revokedSessionIds, now);
         throw rejection(outcome.rejected);
       }
       return outcome.pair();
@@ -174,21 +189,20 @@ export function createSessions(options: SessionsOptions): Sessions {
       const now = new Date(clock());
       const check = await db.transaction().execute(async (trx) => {
         const locked = await lockUsableToken(trx, tokenHash, now);
-        if ("usable" in locked) {
-          const { user, sessionId } = locked.usable;
-          if (allSessions) {
-            await revokeUserSessions(trx, user.id, now, "logout");
-          } else {
-            await revokeSession(trx, sessionId, now, "logout");
-          }
+        if ("rejected" in locked) {
+          return locked;
         }
-        return locked;
+        const { user, sessionId } = locked.usable;
+        return {
+          revokedSessionIds: allSessions
+            ? await revokeUserSessions(trx, user.id, now, "logout")
+            : await revokeSession(trx, sessionId, now, "logout"),
+        };
       });
+      announceRevoked(check.revokedSessionIds, now);
       if ("rejected" in check) {
         throw rejection(check.rejected);
       }
     },
-
-    isLive: (sessionId) => isSessionLive(db, sessionId),
   };
 }

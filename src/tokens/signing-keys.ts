@@ -7,21 +7,23 @@ import {
   type JsonWebKey,
   type KeyObject,
 } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
 import { ConfigError } from "../config.js";
 
 export type SigningAlgorithm = "ES256" | "HS256";
 
-/** A key as jsonwebtoken wants it: pre-parsed KeyObjects (PEM strings measured ~30x slower). */
-export interface SigningKey {
+/** A key that verifies tokens; pre-parsed KeyObjects (PEM strings measured ~30x slower). */
+export interface VerificationKey {
   /** RFC 7638 JWK thumbprint. */
   kid: string;
   algorithm: SigningAlgorithm;
-  signingKey: KeyObject;
   verificationKey: KeyObject;
   /** The public JWK; undefined for HS256, whose secret is never published. */
   publicJwk: JsonWebKey | undefined;
+}
+
+/** A key that also signs: its private half (or the shared secret) is at hand. */
+export interface SigningKey extends VerificationKey {
+  signingKey: KeyObject;
 }
 
 /** RFC 7638 §3: SHA-256 of the required members in lexicographic order, base64url. */
@@ -36,21 +38,7 @@ function jwkThumbprint(members: Record<string, string>): string {
   return createHash("sha256").update(canonical).digest("base64url");
 }
 
-/** An ES256 key from a PEM P-256 private key. */
-export function signingKeyFromPem(pem: string, source: string): SigningKey {
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey(pem);
-  } catch (error) {
-    throw new ConfigError(`${source} is not a PEM private key`, { cause: error });
-  }
-  if (
-    privateKey.asymmetricKeyType !== "ec" ||
-    privateKey.asymmetricKeyDetails?.namedCurve !== "prime256v1"
-  ) {
-    throw new ConfigError(`${source} must be an EC P-256 private key for ES256`);
-  }
-  const publicKey = createPublicKey(privateKey);
+function es256Key(publicKey: KeyObject): VerificationKey {
   const jwk = publicKey.export({ format: "jwk" });
   const kid = jwkThumbprint({
     crv: String(jwk.crv),
@@ -61,10 +49,50 @@ export function signingKeyFromPem(pem: string, source: string): SigningKey {
   return {
     kid,
     algorithm: "ES256",
-    signingKey: privateKey,
     verificationKey: publicKey,
     publicJwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, kid, alg: "ES256", use: "sig" },
   };
+}
+
+function checkP256(key: KeyObject, source: string): void {
+  if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
+    throw new ConfigError(`${source} must be an EC P-256 key for ES256`);
+  }
+}
+
+/** An ES256 key from a PEM P-256 private key. */
+export function signingKeyFromPem(pem: string, source: string): SigningKey {
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(pem);
+  } catch (error) {
+    throw new ConfigError(`${source} is not a PEM private key`, { cause: error });
+  }
+  checkP256(privateKey, source);
+  return { ...es256Key(createPublicKey(privateKey)), signingKey: privateKey };
+}
+
+/**
+ * An ES256 key from a PEM P-256 key: a private key can sign, a public one (a retired key
+ * whose private half was destroyed) only verifies.
+ */
+export function keyFromPem(pem: string, source: string): SigningKey | VerificationKey {
+  if (pem.includes("PRIVATE KEY-----")) {
+    return signingKeyFromPem(pem, source);
+  }
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey(pem);
+  } catch (error) {
+    throw new ConfigError(`${source} is not a PEM key`, { cause: error });
+  }
+  checkP256(publicKey, source);
+  return es256Key(publicKey);
+}
+
+/** True for a key that can sign. */
+export function canSign(key: VerificationKey): key is SigningKey {
+  return "signingKey" in key;
 }
 
 /** An HS256 key from a shared secret (at least 32 bytes, checked by the config). */
@@ -80,54 +108,32 @@ export function generateEs256Pem(): string {
 }
 
 /** RFC 7517 JWK Set of the public keys. */
-export function jwkSetJson(keys: readonly SigningKey[]): string {
+export function jwkSetJson(keys: readonly VerificationKey[]): string {
   return JSON.stringify({ keys: keys.flatMap((key) => (key.publicJwk ? [key.publicJwk] : [])) });
 }
 
-export interface SigningKeySource {
-  jwtSecret: string | undefined;
-  jwtPrivateKeyPem: string | undefined;
-  jwtPrivateKeyFile: string | undefined;
-  dataDir: string | undefined;
+/** The keys of a service: one signs, all of them (the signer too) verify. */
+export interface KeySet {
+  signer: SigningKey;
+  /** Every verification key, the signer first. */
+  keys: readonly VerificationKey[];
+  /** The verification key with this `kid`, or undefined. */
+  find(kid: string): VerificationKey | undefined;
+  /** RFC 7517 JWK Set of the public verification keys (empty in HS256 mode). */
+  jwksJson: string;
 }
 
-export const GENERATED_KEY_FILE = "jwt-signing-key.pem";
-
-/**
- * The signing key, from the first source that is set: JWT_SECRET (HS256),
- * JWT_PRIVATE_KEY, JWT_PRIVATE_KEY_FILE, else a P-256 key generated once and kept in
- * DATA_DIR (mode 0600) so that tokens survive a restart.
- */
-export async function loadSigningKey(source: SigningKeySource): Promise<SigningKey> {
-  if (source.jwtSecret !== undefined) {
-    return signingKeyFromSecret(source.jwtSecret);
-  }
-  if (source.jwtPrivateKeyPem !== undefined) {
-    return signingKeyFromPem(source.jwtPrivateKeyPem, "JWT_PRIVATE_KEY");
-  }
-  if (source.jwtPrivateKeyFile !== undefined) {
-    let pem: string;
-    try {
-      pem = await readFile(source.jwtPrivateKeyFile, "utf8");
-    } catch (error) {
-      throw new ConfigError(`JWT_PRIVATE_KEY_FILE cannot be read: ${source.jwtPrivateKeyFile}`, {
-        cause: error,
-      });
-    }
-    return signingKeyFromPem(pem, "JWT_PRIVATE_KEY_FILE");
-  }
-  if (source.dataDir === undefined) {
-    return signingKeyFromPem(generateEs256Pem(), "generated key");
-  }
-  const file = path.resolve(source.dataDir, GENERATED_KEY_FILE);
-  await mkdir(source.dataDir, { recursive: true });
-  try {
-    // "wx": a replica starting at the same moment keeps the key written first.
-    await writeFile(file, generateEs256Pem(), { flag: "wx", mode: 0o600 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-      throw error;
+/** A key set from its signer and the keys that only verify (duplicates of a kid dropped). */
+export function createKeySet(
+  signer: SigningKey,
+  verifyOnly: readonly VerificationKey[] = [],
+): KeySet {
+  const byKid = new Map<string, VerificationKey>([[signer.kid, signer]]);
+  for (const key of verifyOnly) {
+    if (!byKid.has(key.kid)) {
+      byKid.set(key.kid, key);
     }
   }
-  return signingKeyFromPem(await readFile(file, "utf8"), file);
+  const keys = [...byKid.values()];
+  return { signer, keys, find: (kid) => byKid.get(kid), jwksJson: jwkSetJson(keys) };
 }

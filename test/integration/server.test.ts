@@ -84,6 +84,7 @@ describe("gRPC port", () => {
       ]);
       expect(stdout.split("\n").filter(Boolean).sort()).toEqual([
         "auth.v1.AuthService",
+        "envoy.service.auth.v3.Authorization",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

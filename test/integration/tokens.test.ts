@@ -12,6 +12,7 @@ import {
   signUpAndLogin,
   startTestServer,
   type TestServer,
+  uniquePhoneNumber,
 } from "./harness.js";
 
 const MINUTE = 60_000;
@@ -29,7 +30,8 @@ afterAll(async () => {
 
 describe("Verify", () => {
   it("accepts a fresh token from the field or the authorization header", async () => {
-    const { user, tokens } = await signUpAndLogin(server, { phoneNumber: "+4915112345678" });
+    const phoneNumber = uniquePhoneNumber();
+    const { user, tokens } = await signUpAndLogin(server, { phoneNumber });
     const fromField = await server.grpc.verify({ accessToken: tokens.accessToken });
     const fromHeader = await server.grpc.verify(
       {},
@@ -39,7 +41,7 @@ describe("Verify", () => {
       expect(verified.userId).toBe(user.id);
       expect(verified.username).toBe(user.username);
       expect(verified.email).toBe(user.email);
-      expect(verified.phoneNumber).toBe("+4915112345678");
+      expect(verified.phoneNumber).toBe(phoneNumber);
       expect(verified.sessionId).toMatch(/^[0-9a-f-]{36}$/);
       expect(verified.claims).toMatchObject({
         iss: "auth-service",

@@ -34,6 +34,8 @@ describe("loadConfig", () => {
       jwtPrivateKeyPem: undefined,
       jwtPrivateKeyFile: undefined,
       jwtSecret: undefined,
+      jwtKeysDir: undefined,
+      revocationSyncIntervalMs: 30 * SECOND,
       argon2: { memoryKib: 19456, timeCost: 2, parallelism: 1 },
     });
     expect(config.accessTokenTtlMs).toBe(900_000);
@@ -137,6 +139,8 @@ describe("loadConfig", () => {
     ["JWT_SECRET", { JWT_SECRET: SECRET, JWT_PRIVATE_KEY: "-----BEGIN PRIVATE KEY-----" }],
     ["JWT_SECRET", { JWT_SECRET: SECRET, JWT_PRIVATE_KEY_FILE: "/keys/jwt.pem" }],
     ["JWT_PRIVATE_KEY", { JWT_PRIVATE_KEY: "pem", JWT_PRIVATE_KEY_FILE: "/keys/jwt.pem" }],
+    ["JWT_KEYS_DIR", { JWT_SECRET: SECRET, JWT_KEYS_DIR: "/keys" }],
+    ["REVOCATION_SYNC_INTERVAL", { REVOCATION_SYNC_INTERVAL: "10ms" }],
     ["DATABASE_URL", { DATABASE_URL: "mysql://db/auth" }],
     ["ARGON2_MEMORY_KIB", { ARGON2_MEMORY_KIB: "lots" }],
     ["ARGON2_MEMORY_KIB", { ARGON2_MEMORY_KIB: "8" }],
@@ -169,6 +173,8 @@ describe("loadConfig", () => {
     ["SHUTDOWN_TIMEOUT", "shutdownTimeoutMs", 10 * SECOND],
     ["JWT_ISSUER", "jwtIssuer", "auth-service"],
     ["JWT_AUDIENCE", "jwtAudience", "internal"],
+    ["REVOCATION_SYNC_INTERVAL", "revocationSyncIntervalMs", 30 * SECOND],
+    ["JWT_KEYS_DIR", "jwtKeysDir", undefined],
   ] as const)("treats an empty or blank %s as unset", (variable, field, fallback) => {
     expect(loadConfig({ [variable]: "" })[field]).toBe(fallback);
     expect(loadConfig({ [variable]: "  " })[field]).toBe(fallback);

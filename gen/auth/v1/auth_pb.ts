@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file auth/v1/auth.proto.
  */
 export const file_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEioQEKBFVzZXISCgoCaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFZW1haWwYAyABKAkSFAoMcGhvbmVfbnVtYmVyGAQgASgJEhIKCmZpcnN0X25hbWUYBSABKAkSEQoJbGFzdF9uYW1lGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLJAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRI8ChhhY2Nlc3NfdG9rZW5fZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPQoZcmVmcmVzaF90b2tlbl9leHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdG9rZW5fdHlwZRgFIAEoCSJ/Cg1TaWduVXBSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEg0KBWVtYWlsGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEhQKDHBob25lX251bWJlchgEIAEoCRISCgpmaXJzdF9uYW1lGAUgASgJEhEKCWxhc3RfbmFtZRgGIAEoCSItCg5TaWduVXBSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIjQKDExvZ2luUmVxdWVzdBISCgppZGVudGlmaWVyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIlAKDUxvZ2luUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlchIiCgZ0b2tlbnMYAiABKAsyEi5hdXRoLnYxLlRva2VuUGFpciInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIjUKD1JlZnJlc2hSZXNwb25zZRIiCgZ0b2tlbnMYASABKAsyEi5hdXRoLnYxLlRva2VuUGFpciIlCg1WZXJpZnlSZXF1ZXN0EhQKDGFjY2Vzc190b2tlbhgBIAEoCSL2AQoOVmVyaWZ5UmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIUCgxwaG9uZV9udW1iZXIYBCABKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRIuCgppc3N1ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoGY2xhaW1zGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI8Cg1Mb2dvdXRSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSFAoMYWxsX3Nlc3Npb25zGAIgASgIIhAKDkxvZ291dFJlc3BvbnNlIhAKDkdldEp3a3NSZXF1ZXN0IiQKD0dldEp3a3NSZXNwb25zZRIRCglqd2tzX2pzb24YASABKAky/AIKC0F1dGhTZXJ2aWNlEjkKBlNpZ25VcBIWLmF1dGgudjEuU2lnblVwUmVxdWVzdBoXLmF1dGgudjEuU2lnblVwUmVzcG9uc2USNgoFTG9naW4SFS5hdXRoLnYxLkxvZ2luUmVxdWVzdBoWLmF1dGgudjEuTG9naW5SZXNwb25zZRI8CgdSZWZyZXNoEhcuYXV0aC52MS5SZWZyZXNoUmVxdWVzdBoYLmF1dGgudjEuUmVmcmVzaFJlc3BvbnNlEj4KBlZlcmlmeRIWLmF1dGgudjEuVmVyaWZ5UmVxdWVzdBoXLmF1dGgudjEuVmVyaWZ5UmVzcG9uc2UiA5ACARI5CgZMb2dvdXQSFi5hdXRoLnYxLkxvZ291dFJlcXVlc3QaFy5hdXRoLnYxLkxvZ291dFJlc3BvbnNlEkEKB0dldEp3a3MSFy5hdXRoLnYxLkdldEp3a3NSZXF1ZXN0GhguYXV0aC52MS5HZXRKd2tzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChJhdXRoL3YxL2F1dGgucHJvdG8SB2F1dGgudjEioQEKBFVzZXISCgoCaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSDQoFZW1haWwYAyABKAkSFAoMcGhvbmVfbnVtYmVyGAQgASgJEhIKCmZpcnN0X25hbWUYBSABKAkSEQoJbGFzdF9uYW1lGAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLJAQoJVG9rZW5QYWlyEhQKDGFjY2Vzc190b2tlbhgBIAEoCRI8ChhhY2Nlc3NfdG9rZW5fZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXJlZnJlc2hfdG9rZW4YAyABKAkSPQoZcmVmcmVzaF90b2tlbl9leHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdG9rZW5fdHlwZRgFIAEoCSJ/Cg1TaWduVXBSZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEg0KBWVtYWlsGAIgASgJEhAKCHBhc3N3b3JkGAMgASgJEhQKDHBob25lX251bWJlchgEIAEoCRISCgpmaXJzdF9uYW1lGAUgASgJEhEKCWxhc3RfbmFtZRgGIAEoCSItCg5TaWduVXBSZXNwb25zZRIbCgR1c2VyGAEgASgLMg0uYXV0aC52MS5Vc2VyIjQKDExvZ2luUmVxdWVzdBISCgppZGVudGlmaWVyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIlAKDUxvZ2luUmVzcG9uc2USGwoEdXNlchgBIAEoCzINLmF1dGgudjEuVXNlchIiCgZ0b2tlbnMYAiABKAsyEi5hdXRoLnYxLlRva2VuUGFpciInCg5SZWZyZXNoUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIjUKD1JlZnJlc2hSZXNwb25zZRIiCgZ0b2tlbnMYASABKAsyEi5hdXRoLnYxLlRva2VuUGFpciIlCg1WZXJpZnlSZXF1ZXN0EhQKDGFjY2Vzc190b2tlbhgBIAEoCSL2AQoOVmVyaWZ5UmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRINCgVlbWFpbBgDIAEoCRIUCgxwaG9uZV9udW1iZXIYBCABKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRIuCgppc3N1ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoGY2xhaW1zGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCI8Cg1Mb2dvdXRSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkSFAoMYWxsX3Nlc3Npb25zGAIgASgIIhAKDkxvZ291dFJlc3BvbnNlIhAKDkdldEp3a3NSZXF1ZXN0IiQKD0dldEp3a3NSZXNwb25zZRIRCglqd2tzX2pzb24YASABKAkiGQoXV2F0Y2hSZXZvY2F0aW9uc1JlcXVlc3QicgoYV2F0Y2hSZXZvY2F0aW9uc1Jlc3BvbnNlEhMKC3Nlc3Npb25faWRzGAEgAygJEi8KC3Jldm9rZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghzbmFwc2hvdBgDIAEoCDLcAwoLQXV0aFNlcnZpY2USOQoGU2lnblVwEhYuYXV0aC52MS5TaWduVXBSZXF1ZXN0GhcuYXV0aC52MS5TaWduVXBSZXNwb25zZRI2CgVMb2dpbhIVLmF1dGgudjEuTG9naW5SZXF1ZXN0GhYuYXV0aC52MS5Mb2dpblJlc3BvbnNlEjwKB1JlZnJlc2gSFy5hdXRoLnYxLlJlZnJlc2hSZXF1ZXN0GhguYXV0aC52MS5SZWZyZXNoUmVzcG9uc2USPgoGVmVyaWZ5EhYuYXV0aC52MS5WZXJpZnlSZXF1ZXN0GhcuYXV0aC52MS5WZXJpZnlSZXNwb25zZSIDkAIBEjkKBkxvZ291dBIWLmF1dGgudjEuTG9nb3V0UmVxdWVzdBoXLmF1dGgudjEuTG9nb3V0UmVzcG9uc2USQQoHR2V0SndrcxIXLmF1dGgudjEuR2V0Sndrc1JlcXVlc3QaGC5hdXRoLnYxLkdldEp3a3NSZXNwb25zZSIDkAIBEl4KEFdhdGNoUmV2b2NhdGlvbnMSIC5hdXRoLnYxLldhdGNoUmV2b2NhdGlvbnNSZXF1ZXN0GiEuYXV0aC52MS5XYXRjaFJldm9jYXRpb25zUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * User is an account as clients see it; it never carries the password hash.
@@ -473,6 +473,57 @@ export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
   messageDesc(file_auth_v1_auth, 13);
 
 /**
+ * WatchRevocationsRequest is empty.
+ *
+ * @generated from message auth.v1.WatchRevocationsRequest
+ */
+export type WatchRevocationsRequest = Message<"auth.v1.WatchRevocationsRequest"> & {
+};
+
+/**
+ * Describes the message auth.v1.WatchRevocationsRequest.
+ * Use `create(WatchRevocationsRequestSchema)` to create a new message.
+ */
+export const WatchRevocationsRequestSchema: GenMessage<WatchRevocationsRequest> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 14);
+
+/**
+ * WatchRevocationsResponse names revoked sessions.
+ *
+ * @generated from message auth.v1.WatchRevocationsResponse
+ */
+export type WatchRevocationsResponse = Message<"auth.v1.WatchRevocationsResponse"> & {
+  /**
+   * Ids of the revoked sessions (UUIDs in text form).
+   *
+   * @generated from field: repeated string session_ids = 1;
+   */
+  sessionIds: string[];
+
+  /**
+   * When the sessions were revoked; for a snapshot, when the snapshot was taken.
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 2;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * True for the first message of a stream: every session revoked within the
+   * access-token lifetime. A verifier replaces what it knew with it.
+   *
+   * @generated from field: bool snapshot = 3;
+   */
+  snapshot: boolean;
+};
+
+/**
+ * Describes the message auth.v1.WatchRevocationsResponse.
+ * Use `create(WatchRevocationsResponseSchema)` to create a new message.
+ */
+export const WatchRevocationsResponseSchema: GenMessage<WatchRevocationsResponse> = /*@__PURE__*/
+  messageDesc(file_auth_v1_auth, 15);
+
+/**
  * AuthService owns user accounts and their tokens. Every error carries a
  * google.rpc.ErrorInfo detail with domain "auth.v1" and one of the reasons
  * listed in the README (INVALID_ARGUMENT, USER_ALREADY_EXISTS, ...).
@@ -548,6 +599,20 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof GetJwksRequestSchema;
     output: typeof GetJwksResponseSchema;
+  },
+  /**
+   * WatchRevocations streams revoked sessions to verifiers that check access
+   * tokens locally. The first message is a snapshot (snapshot = true) of every
+   * session revoked within the access-token lifetime; each later message names
+   * the sessions of one revocation. A client whose stream breaks reopens it and
+   * starts again from a snapshot. Errors: none but transport ones.
+   *
+   * @generated from rpc auth.v1.AuthService.WatchRevocations
+   */
+  watchRevocations: {
+    methodKind: "server_streaming";
+    input: typeof WatchRevocationsRequestSchema;
+    output: typeof WatchRevocationsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_auth_v1_auth, 0);
