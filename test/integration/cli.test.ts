@@ -80,7 +80,7 @@ describe("auth-service --help", () => {
     expect(runs.map((run) => run.code)).toEqual([0, 0, 0, 0]);
     expect(runs[0]?.stdout).toMatch(/Usage: auth-service users disable \[options\] <identifier>/);
     expect(runs[1]?.stdout).toMatch(/Usage: auth-service sessions revoke \[options\] <user>/);
-    expect(runs[2]?.stdout).toMatch(/generate[\s\S]*rotate[\s\S]*list/);
+    expect(runs[2]?.stdout).toMatch(/list[\s\S]*generate[\s\S]*rotate[\s\S]*remove <kid>/);
     expect(runs[3]?.stdout).toContain("ADMIN_PORT");
   });
 
@@ -160,20 +160,20 @@ describe("auth-service users and sessions", () => {
     await server.close();
   });
 
-  it("answers an unknown user, and keys before key management exists, with exit code 1", async () => {
+  it("answers an unknown user with exit code 1, and keys under HS256 with exit code 2", async () => {
     const dataDir = await dataDirectory();
     const nobody = newUser().username;
     const [unknown, keys, migrate] = await Promise.all([
       cli(["users", "disable", nobody], { DATA_DIR: dataDir }),
-      cli(["keys", "list"], { DATA_DIR: dataDir }),
+      cli(["keys", "list"], { DATA_DIR: dataDir, JWT_SECRET: "s".repeat(32) }),
       cli(["migrate"], { DATA_DIR: `${dataDir}/migrate` }),
     ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr.trim()).toBe(
       `auth-service: no user matches "${nobody}" (give a username, email, phone number or id)`,
     );
-    expect(keys.code).toBe(1);
-    expect(keys.stderr).toMatch(/keys list: not available yet/);
+    expect(keys.code).toBe(2);
+    expect(keys.stderr.trim()).toBe("keys: HS256 (JWT_SECRET) has no key store");
     expect(migrate.code).toBe(0);
     expect(migrate.stdout).toMatch(/^(applied \d+ migration\(s\)|database is up to date)/);
   });
