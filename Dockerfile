@@ -1,8 +1,13 @@
-# auth-service image: gRPC on 50051, Connect/gRPC-Web on 8080, data (embedded database and
-# the generated signing key) in the /data volume.
+# auth-service image: gRPC on 50051, Connect/gRPC-Web on 8080, admin (metrics, probes) on 9090,
+# data (embedded database and the generated signing key) in the /data volume.
 #
 #   docker build -t auth-service .
-#   docker run -p 50051:50051 -p 8080:8080 -v auth-data:/data auth-service
+#   docker run -p 50051:50051 -p 8080:8080 -p 9090:9090 -v auth-data:/data auth-service
+#
+# Read-only root filesystem friendly: at run time nothing is written outside /data (the
+# process starts with node, not npm), so `docker run --read-only -v auth-data:/data …` and
+# Kubernetes' readOnlyRootFilesystem work; with PostgreSQL and a mounted key, /data may be
+# an empty tmpfs.
 #
 # COPY lists are explicit (there is no .dockerignore): node_modules/, data/ and dist/ of the
 # build context never reach the image.
@@ -21,7 +26,7 @@ COPY gen ./gen
 RUN npm run build
 
 # ---- runtime: production dependencies and dist/ only ----
-FROM node:24-slim
+FROM node:24-slim AS runtime
 WORKDIR /app
 ENV NODE_ENV=production DATA_DIR=/data
 
@@ -35,6 +40,9 @@ RUN mkdir -p /data && chown node:node /data
 VOLUME /data
 
 USER node
-EXPOSE 50051 8080
+EXPOSE 50051 8080 9090
+# The project's own probe: grpc.health.v1.Health/Check on 127.0.0.1:$PORT, SERVING → exit 0.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "dist/src/healthcheck.js"]
 # node handles SIGTERM itself (graceful shutdown, bounded by SHUTDOWN_TIMEOUT).
 CMD ["node", "dist/src/main.js", "serve"]

@@ -1,14 +1,22 @@
 import type { Logger } from "pino";
+import { Registry } from "prom-client";
+import { AuthService } from "../gen/auth/v1/auth_pb.js";
 import { createAccounts } from "./accounts/accounts.js";
+import { instrumentPasswordHasher } from "./accounts/instrumented-password-hasher.js";
 import { createArgon2idHasher, createQueuedHasher } from "./accounts/password-hasher.js";
 import { createRateLimiter } from "./accounts/rate-limiter.js";
 import { createAuditLog } from "./audit-log.js";
 import type { Clock } from "./clock.js";
 import type { Config } from "./config.js";
-import { type Database, openDatabase, pingDatabase } from "./db/database.js";
+import { type Database, openDatabase, pingDatabase, poolUsage } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
+import { countActiveSessions } from "./db/sessions.js";
+import { createAdminServer } from "./observability/admin-server.js";
+import { createMetrics, type ServiceMetrics } from "./observability/metrics.js";
+import { databaseSpanRecorder, startTracing } from "./observability/tracing.js";
 import { createAuthHandlers } from "./rpc/auth-handlers.js";
 import { createEnvoyAuthorizationHandlers } from "./rpc/envoy-authorization.js";
+import { observeHandlers } from "./rpc/observed-handlers.js";
 import { createServers, type TransportLimits } from "./server.js";
 import {
   createAccessTokenIssuer,
@@ -34,12 +42,18 @@ export interface AppOptions {
   healthCheckIntervalMs?: number;
   /** Overrides of the transport limits (tests shorten the timeouts). */
   transportLimits?: Partial<TransportLimits>;
+  /** Where the metrics go; a new registry when not given (never prom-client's global one). */
+  registry?: Registry;
 }
 
 export interface App {
   port: number;
   httpPort: number;
+  /** Admin HTTP port: /metrics, /healthz, /readyz. */
+  adminPort: number;
   db: Database;
+  /** The service's metrics, with registration points for later parts (revoked-session cache). */
+  metrics: ServiceMetrics;
   /** Stops serving (bounded by SHUTDOWN_TIMEOUT) and closes the database. */
   close(): Promise<void>;
 }
@@ -47,7 +61,20 @@ export interface App {
 /** Opens the database, migrates it, builds the service and starts listening. */
 export async function startApp(options: AppOptions): Promise<App> {
   const { config, clock, logger } = options;
-  const db = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const tracing = config.otlpEndpoint
+    ? startTracing({ endpoint: config.otlpEndpoint, serviceName: config.serviceName })
+    : undefined;
+  const tracer = tracing?.tracer;
+  const db = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    onQuery: tracer && databaseSpanRecorder(tracer),
+  });
+  const metrics = createMetrics({
+    registry: options.registry ?? new Registry(),
+    poolUsage: () => poolUsage(db),
+  });
   let revocationFeed: RevocationFeed | undefined;
   try {
     const applied = await migrateToLatest(db);
@@ -79,6 +106,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       syncIntervalMs: config.revocationSyncIntervalMs,
       onError: (error) => logger.warn({ err: error }, "revocation feed"),
     });
+    metrics.registerRevokedSessionCache(() => revocations.snapshot().length);
     const audit = createAuditLog(logger);
     const rateLimiter = createRateLimiter({
       db,
@@ -89,10 +117,14 @@ export async function startApp(options: AppOptions): Promise<App> {
         signup_address: config.rateLimitSignUpAddress,
       },
     });
-    const hasher = createQueuedHasher(createArgon2idHasher(config.argon2), {
-      concurrency: config.hashConcurrency,
-      maxQueued: config.hashQueueMax,
-    });
+    // Measured around the queue: the depth gauge counts hashes waiting and running.
+    const hasher = instrumentPasswordHasher(
+      createQueuedHasher(createArgon2idHasher(config.argon2), {
+        concurrency: config.hashConcurrency,
+        maxQueued: config.hashQueueMax,
+      }),
+      { metrics, tracer },
+    );
     const accounts = createAccounts({ db, hasher, clock, rateLimiter, audit });
     const sessions = createSessions({
       db,
@@ -121,14 +153,18 @@ export async function startApp(options: AppOptions): Promise<App> {
       revocations.isRevoked,
     );
     const servers = createServers({
-      handlers: createAuthHandlers({
-        accounts,
-        sessions,
-        verifyAccessToken,
-        revocations,
-        jwksJson: keys.jwksJson,
-        trustProxy: config.trustProxy,
-      }),
+      handlers: observeHandlers(
+        AuthService,
+        createAuthHandlers({
+          accounts,
+          sessions,
+          verifyAccessToken,
+          revocations,
+          jwksJson: keys.jwksJson,
+          trustProxy: config.trustProxy,
+        }),
+        { metrics, logger, tracer },
+      ),
       envoyAuthorization: createEnvoyAuthorizationHandlers({ verifyAccessToken }),
       jwksJson: keys.jwksJson,
       limits: options.transportLimits,
@@ -140,6 +176,22 @@ export async function startApp(options: AppOptions): Promise<App> {
       port: config.port,
       httpPort: config.httpPort,
     });
+    const admin = createAdminServer({
+      registry: metrics.registry,
+      isReady: () => pingDatabase(db),
+    });
+    const adminPort = await admin.listen(config.host, config.adminPort);
+
+    const countSessions = async () => {
+      try {
+        metrics.activeSessions.set(await countActiveSessions(db, new Date(clock())));
+      } catch (error) {
+        logger.warn({ err: error }, "active sessions could not be counted");
+      }
+    };
+    await countSessions();
+    const sessionsTimer = setInterval(countSessions, config.activeSessionsIntervalMs);
+    sessionsTimer.unref();
 
     let serving = true;
     servers.setServing(true);
@@ -161,21 +213,27 @@ export async function startApp(options: AppOptions): Promise<App> {
 
     return {
       ...ports,
+      adminPort,
       db,
+      metrics,
       async close() {
         clearInterval(healthTimer);
         clearInterval(pruneTimer);
+        clearInterval(sessionsTimer);
         servers.setServing(false);
         // Open WatchRevocations streams end first: they would hold the shutdown up.
         revocations.close();
         await servers.shutdown(config.shutdownTimeoutMs);
+        await admin.close();
         await revocationFeed?.close();
         await db.destroy();
+        await tracing?.shutdown();
       },
     };
   } catch (error) {
     await revocationFeed?.close();
     await db.destroy();
+    await tracing?.shutdown();
     throw error;
   }
 }

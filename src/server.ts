@@ -112,7 +112,8 @@ function reflectionService(): ReflectionService {
   return new ReflectionService({ ...reflection, ...ours });
 }
 
-function listenOn(server: net.Server, host: string, port: number): Promise<number> {
+/** Listens on a TCP port; resolves with the port bound (0 picks a free one). */
+export function listenOn(server: net.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

@@ -86,8 +86,15 @@ export function createAccounts({
         audit({ event: "login_failed", caller, reason: "unknown_identifier" });
         throw invalidCredentials();
       }
-      if (!(await hasher.verify(stored.passwordHash, password, caller.signal))) {
-        audit({ event: "login_failed", caller, userId: stored.user.id, reason: "wrong_password" });
+      // A disabled user pays the full verify too: same answer, same time.
+      const passwordMatches = await hasher.verify(stored.passwordHash, password, caller.signal);
+      if (!passwordMatches || stored.disabled) {
+        audit({
+          event: "login_failed",
+          caller,
+          userId: stored.user.id,
+          reason: passwordMatches ? "disabled" : "wrong_password",
+        });
         throw invalidCredentials();
       }
       await rateLimiter.reset("login_identifier", subject);

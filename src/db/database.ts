@@ -1,9 +1,10 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, type LogEvent, PostgresDialect } from "kysely";
 import { PGliteDialect } from "kysely-pglite-dialect";
 import pg from "pg";
+import type { PoolUsage } from "../observability/metrics.js";
 import type { DatabaseSchema } from "./schema.js";
 
 export type Database = Kysely<DatabaseSchema>;
@@ -15,6 +16,38 @@ export interface DatabaseOptions {
   dataDir: string | undefined;
   /** Connections per replica (PostgreSQL only). */
   poolSize?: number;
+  /** Told of every query after it ran (for trace spans); unset costs nothing per query. */
+  onQuery?: (query: ExecutedQuery) => void;
+}
+
+export interface ExecutedQuery {
+  /** The SQL text with placeholders: parameter values are never included. */
+  sql: string;
+  durationMs: number;
+  failed: boolean;
+}
+
+/** The pg pool behind each database opened on PostgreSQL, for its usage metrics. */
+const pgPools = new WeakMap<Database, pg.Pool>();
+
+/** Connections of the database's pool; PGlite is one in-process connection. */
+export function poolUsage(db: Database): PoolUsage {
+  const pool = pgPools.get(db);
+  return pool
+    ? { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }
+    : { total: 1, idle: 0, waiting: 0 };
+}
+
+function queryLogger(onQuery: DatabaseOptions["onQuery"]) {
+  return (
+    onQuery &&
+    ((event: LogEvent) =>
+      onQuery({
+        sql: event.query.sql,
+        durationMs: event.queryDurationMillis,
+        failed: event.level === "error",
+      }))
+  );
 }
 
 /**
@@ -42,7 +75,12 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     // listener; either way the next query on that client fails and reports it.
     pool.on("error", () => {});
     pool.on("connect", (client) => client.on("error", () => {}));
-    return new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<DatabaseSchema>({
+      dialect: new PostgresDialect({ pool }),
+      log: queryLogger(options.onQuery),
+    });
+    pgPools.set(db, pool);
+    return db;
   }
   let pglite: PGlite;
   if (options.dataDir !== undefined) {
@@ -52,7 +90,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   } else {
     pglite = await PGlite.create();
   }
-  const db = new Kysely<DatabaseSchema>({ dialect: new PGliteDialect(pglite) });
+  const db = new Kysely<DatabaseSchema>({
+    dialect: new PGliteDialect(pglite),
+    log: queryLogger(options.onQuery),
+  });
   embeddedInstances.set(db, pglite);
   return db;
 }

@@ -2,6 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from "k
 import * as initial from "./migrations/2026-11-23T00-00-initial.js";
 import * as rateLimitsAndRefreshGrace from "./migrations/2026-11-23T01-00-rate-limits-and-refresh-grace.js";
 import * as sessionsRevokeTime from "./migrations/2026-11-23T12-00-sessions-revoke-time.js";
+import * as userDisableTime from "./migrations/2026-11-23T18-45-user-disable-time.js";
 import type { DatabaseSchema } from "./schema.js";
 
 /** Migrations are imported, not read from disk, so the build needs no file-system lookups. */
@@ -11,6 +12,7 @@ const migrations: MigrationProvider = {
       "2026-11-23T00-00-initial": initial,
       "2026-11-23T01-00-rate-limits-and-refresh-grace": rateLimitsAndRefreshGrace,
       "2026-11-23T12-00-sessions-revoke-time": sessionsRevokeTime,
+      "2026-11-23T18-45-user-disable-time": userDisableTime,
     };
   },
 };

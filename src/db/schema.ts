@@ -9,6 +9,8 @@ export interface UserTable {
   last_name: string;
   password_hash: string;
   create_time: Date;
+  /** Set while the user is disabled (no login); null otherwise. */
+  disable_time: Generated<Date | null>;
 }
 
 export interface SessionTable {

@@ -31,7 +31,7 @@ export interface LockedRefreshToken {
   user: User;
 }
 
-export type RevokeReason = "logout" | "refresh_token_reused";
+export type RevokeReason = "logout" | "refresh_token_reused" | "user_disabled" | "admin";
 
 export async function insertSession(db: Database, session: NewSession): Promise<void> {
   await db
@@ -233,4 +233,15 @@ export async function listRevokedSessions(db: Database, since: Date): Promise<Re
   return rows.flatMap((row) =>
     row.revoke_time === null ? [] : [{ sessionIds: [row.id], revokeTime: row.revoke_time }],
   );
+}
+
+/** Sessions neither revoked nor past their absolute lifetime (for the active-sessions gauge). */
+export async function countActiveSessions(db: Database, now: Date): Promise<number> {
+  const row = await db
+    .selectFrom("sessions")
+    .select((eb) => eb.fn.countAll<string>().as("count"))
+    .where("revoke_time", "is", null)
+    .where("expire_time", ">", now)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
 }

@@ -7,6 +7,8 @@ import type { UserRow } from "./schema.js";
 export interface StoredUser {
   user: User;
   passwordHash: string;
+  /** A disabled user cannot log in. */
+  disabled: boolean;
 }
 
 /** The unique index behind each field that must be unique. */
@@ -17,7 +19,7 @@ const UNIQUE_INDEX_FIELDS: Record<string, IdentifierKind> = {
 };
 
 /** Rows stay in storage: this is the one place a user row becomes a domain user. */
-export function userFromRow(row: UserRow): User {
+export function userFromRow(row: Omit<UserRow, "disable_time">): User {
   return {
     id: row.id,
     username: row.username,
@@ -82,7 +84,13 @@ export async function findUserByIdentifier(
       break;
   }
   const row = await query.executeTakeFirst();
-  return row && { user: userFromRow(row), passwordHash: row.password_hash };
+  return (
+    row && {
+      user: userFromRow(row),
+      passwordHash: row.password_hash,
+      disabled: row.disable_time !== null,
+    }
+  );
 }
 
 export async function updatePasswordHash(
@@ -95,4 +103,22 @@ export async function updatePasswordHash(
     .set({ password_hash: passwordHash })
     .where("id", "=", userId)
     .execute();
+}
+
+/** Disables (with a time) or enables (null) a user. */
+export async function setUserDisableTime(
+  db: Database,
+  userId: string,
+  disableTime: Date | null,
+): Promise<void> {
+  await db
+    .updateTable("users")
+    .set({ disable_time: disableTime })
+    .where("id", "=", userId)
+    .execute();
+}
+
+export async function findUserById(db: Database, userId: string): Promise<User | undefined> {
+  const row = await db.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
+  return row && userFromRow(row);
 }

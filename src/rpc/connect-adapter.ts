@@ -18,6 +18,8 @@ function callContext(context: HandlerContext): CallContext {
     requestHeader: (name) => context.requestHeader.get(name) ?? undefined,
     peerAddress: context.values.get(peerAddressKey),
     signal: context.signal,
+    server: "connect",
+    setResponseHeader: (name, value) => context.responseHeader.set(name, value),
   };
 }
 

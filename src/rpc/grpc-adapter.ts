@@ -53,6 +53,7 @@ export function grpcErrorResponse(error: ConnectError): grpc.ServerErrorResponse
 
 function callContext(
   call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>,
+  responseMetadata: grpc.Metadata,
 ): CallContext {
   const controller = new AbortController();
   // grpc-js emits "cancelled" when the client cancels and also when the deadline passes
@@ -69,6 +70,8 @@ function callContext(
       .replace(/:\d+$/, "")
       .replace(/^\[(.*)\]$/, "$1"),
     signal: controller.signal,
+    server: "grpc",
+    setResponseHeader: (name, value) => responseMetadata.set(name, value),
   };
 }
 
@@ -130,17 +133,33 @@ export function addGrpcService<S extends DescService>(
       const handler = handlerFor(handlers, method);
       const serverStreaming: grpc.handleServerStreamingCall<Buffer, unknown> = (call) => {
         const run = async () => {
-          const context = callContext(call);
+          const context = callContext(call, responseMetadata);
           for await (const message of handler(decodeRequest(method, call.request), context)) {
             if (context.signal.aborted) {
               return;
             }
+            sendHeaders();
             await writeMessage(call, create(method.output, message));
           }
         };
+        // Response headers go out once, before the first message (or the end).
+        const responseMetadata = new grpc.Metadata();
+        let headersSent = false;
+        const sendHeaders = () => {
+          if (!headersSent) {
+            headersSent = true;
+            call.sendMetadata(responseMetadata);
+          }
+        };
         run().then(
-          () => call.end(),
-          (error: unknown) => call.emit("error", toStatus(error)),
+          () => {
+            sendHeaders();
+            call.end();
+          },
+          (error: unknown) => {
+            sendHeaders();
+            call.emit("error", toStatus(error));
+          },
         );
       };
       implementation[method.localName] = serverStreaming;
@@ -148,14 +167,21 @@ export function addGrpcService<S extends DescService>(
     }
     const handler = handlerFor(handlers, method);
     const unary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
+      const responseMetadata = new grpc.Metadata();
       const run = async () =>
         create(
           method.output,
-          await handler(decodeRequest(method, call.request), callContext(call)),
+          await handler(decodeRequest(method, call.request), callContext(call, responseMetadata)),
         );
       run().then(
-        (response) => callback(null, response),
-        (error: unknown) => callback(toStatus(error)),
+        (response) => {
+          call.sendMetadata(responseMetadata);
+          callback(null, response);
+        },
+        (error: unknown) => {
+          call.sendMetadata(responseMetadata);
+          callback(toStatus(error));
+        },
       );
     };
     implementation[method.localName] = unary;

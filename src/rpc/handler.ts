@@ -15,6 +15,10 @@ export interface CallContext {
   peerAddress: string;
   /** Aborted when the client cancels or its deadline passes. */
   signal: AbortSignal;
+  /** Which server took the call: grpc-js (PORT) or connect-node (HTTP_PORT). */
+  server: "grpc" | "connect";
+  /** Sets a response header (gRPC initial metadata), sent with the answer or the error. */
+  setResponseHeader(name: string, value: string): void;
 }
 
 export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
