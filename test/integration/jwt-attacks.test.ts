@@ -2,6 +2,7 @@ import { createHmac, createPublicKey, sign as cryptoSign, generateKeyPairSync } 
 import http from "node:http";
 import type net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createUserAdmin } from "../../src/accounts/user-admin.js";
 import { generateEs256Pem, signingKeyFromPem } from "../../src/tokens/signing-keys.js";
 import {
   connectFailure,
@@ -227,5 +228,22 @@ describe("JWT attacks over Verify", () => {
     } finally {
       server.clock.advance(-16 * 60 * 1000);
     }
+  });
+
+  it("answers SESSION_REVOKED for a token of a disabled user, who cannot log in either", async () => {
+    const { input, tokens } = await signUpAndLogin(server);
+    const admin = createUserAdmin({ db: server.app.db, clock: () => server.clock.now });
+    expect((await admin.disable(input.username))?.revokedSessions).toBe(1);
+    // The revocation reaches the in-memory list through the database's notification.
+    await expect
+      .poll(
+        async () =>
+          (await grpcFailure(server.grpc.verify({ accessToken: tokens.accessToken }))).reason,
+      )
+      .toBe("SESSION_REVOKED");
+    const login = await grpcFailure(
+      server.grpc.login({ identifier: input.username, password: input.password }),
+    );
+    expect(login.reason).toBe("INVALID_CREDENTIALS");
   });
 });
