@@ -181,20 +181,18 @@ async function notifyRevoked(db: Database, sessionIds: string[], revokeTime: Dat
   }
 }
 
-/**
- * Revokes one session and announces it; a session already revoked keeps its first
- * revocation. Returns the ids revoked now (empty when it already was).
- */
-export async function revokeSession(
+/** Revokes the live sessions whose `column` is `value`, announces them, returns their ids. */
+async function revokeLiveSessions(
   db: Database,
-  sessionId: string,
+  column: "id" | "user_id",
+  value: string,
   revokeTime: Date,
   reason: RevokeReason,
 ): Promise<string[]> {
   const rows = await db
     .updateTable("sessions")
     .set({ revoke_time: revokeTime, revoke_reason: reason })
-    .where("id", "=", sessionId)
+    .where(column, "=", value)
     .where("revoke_time", "is", null)
     .returning("id")
     .execute();
@@ -203,23 +201,27 @@ export async function revokeSession(
   return ids;
 }
 
+/**
+ * Revokes one session and announces it; a session already revoked keeps its first
+ * revocation. Returns the ids revoked now (empty when it already was).
+ */
+export function revokeSession(
+  db: Database,
+  sessionId: string,
+  revokeTime: Date,
+  reason: RevokeReason,
+): Promise<string[]> {
+  return revokeLiveSessions(db, "id", sessionId, revokeTime, reason);
+}
+
 /** Revokes every live session of a user and announces them; returns their ids. */
-export async function revokeUserSessions(
+export function revokeUserSessions(
   db: Database,
   userId: string,
   revokeTime: Date,
   reason: RevokeReason,
 ): Promise<string[]> {
-  const rows = await db
-    .updateTable("sessions")
-    .set({ revoke_time: revokeTime, revoke_reason: reason })
-    .where("user_id", "=", userId)
-    .where("revoke_time", "is", null)
-    .returning("id")
-    .execute();
-  const ids = rows.map((row) => row.id);
-  await notifyRevoked(db, ids, revokeTime);
-  return ids;
+  return revokeLiveSessions(db, "user_id", userId, revokeTime, reason);
 }
 
 /** Sessions revoked at or after `since`, oldest first. */
