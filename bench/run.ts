@@ -237,23 +237,21 @@ async function argon2Run(operation: "verify" | "hash", concurrency: number) {
 
 async function startService(dataDir: string): Promise<{ child: ChildProcess; port: number }> {
   const nodeOptions = cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${RESULTS}/profiles`] : [];
-  const child = spawn(
-    process.execPath,
-    [...nodeOptions, "--import", "tsx", "src/main.ts", "serve"],
-    {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        HTTP_PORT: "0",
-        DATA_DIR: dataDir,
-        DATABASE_URL: databaseUrl ?? "",
-        LOG_LEVEL: "info",
-      },
-      stdio: ["ignore", "pipe", "inherit"],
+  // The built service, as deployed: tsx's loader alone adds ~90 MiB of RSS.
+  execFileSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
+  const child = spawn(process.execPath, [...nodeOptions, "dist/src/main.js", "serve"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      HTTP_PORT: "0",
+      DATA_DIR: dataDir,
+      DATABASE_URL: databaseUrl ?? "",
+      LOG_LEVEL: "info",
     },
-  );
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const line = await waitForLine(child, (text) => text.includes("auth-service listening"));
   const { grpc } = JSON.parse(line) as { grpc: string };
   return { child, port: Number(grpc.split(":").pop()) };
