@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: starts the service as its own process, prepares users and tokens, and
+ * `npm run bench`: builds and starts the service as its own process, prepares users and tokens, and
  * drives every scenario from a separate process for a bounded time. Prints one table and
  * writes the same rows as JSON under bench/results/. Settings (environment):
  *   BENCH_DURATION         seconds per row (default 3)

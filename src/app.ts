@@ -30,6 +30,11 @@ import {
   type RevocationFeed,
   startRevocationFeed,
 } from "./tokens/revocations.js";
+import {
+  createVerifiedTokenCache,
+  forgetRevokedTokens,
+  withVerifiedTokenCache,
+} from "./tokens/verified-token-cache.js";
 
 /** Old rate-limit counters are deleted this often. */
 const RATE_LIMIT_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
@@ -142,14 +147,23 @@ export async function startApp(options: AppOptions): Promise<App> {
       audit,
       onSessionsRevoked: (sessionIds, revokeTime) => revocations.add({ sessionIds, revokeTime }),
     });
+    const verifiedTokens = createVerifiedTokenCache({
+      maxEntries: config.verifyCacheSize,
+      clock,
+    });
+    forgetRevokedTokens(revocations, verifiedTokens);
+    // The revocation check runs on every call, cached token or not.
     const verifyAccessToken = withRevocationCheck(
-      createAccessTokenVerifier({
-        findKey: keys.find,
-        issuer: config.jwtIssuer,
-        audience: config.jwtAudience,
-        clockToleranceMs: config.clockToleranceMs,
-        clock,
-      }),
+      withVerifiedTokenCache(
+        createAccessTokenVerifier({
+          findKey: keys.find,
+          issuer: config.jwtIssuer,
+          audience: config.jwtAudience,
+          clockToleranceMs: config.clockToleranceMs,
+          clock,
+        }),
+        verifiedTokens,
+      ),
       revocations.isRevoked,
     );
     const servers = createServers({

@@ -42,6 +42,8 @@ export interface Config {
   jwtKeysDir: string | undefined;
   /** How often revoked sessions are re-read, healing any missed notification. */
   revocationSyncIntervalMs: number;
+  /** Access tokens kept after a successful verify (src/tokens/verified-token-cache.ts); 0 = none. */
+  verifyCacheSize: number;
   argon2: Argon2Params;
   /** Password hashes computed at once; more wait in a queue of at most `hashQueueMax`. */
   hashConcurrency: number;
@@ -167,6 +169,9 @@ export const environmentSchema = z
     REVOCATION_SYNC_INTERVAL: duration("30s")
       .refine((v) => v >= 100, "must be at least 100ms")
       .describe("How often revoked sessions are re-read, healing a missed notification."),
+    VERIFY_CACHE_SIZE: integer(10_000, 0, 1_000_000).describe(
+      "Access tokens remembered after a successful Verify (0 = none).",
+    ),
     // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
     ARGON2_MEMORY_KIB: integer(19456, 1024, 4 * 1024 * 1024).describe(
       "argon2id memory cost in KiB.",
@@ -267,6 +272,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     jwtSecret: e.JWT_SECRET,
     jwtKeysDir: e.JWT_KEYS_DIR,
     revocationSyncIntervalMs: e.REVOCATION_SYNC_INTERVAL,
+    verifyCacheSize: e.VERIFY_CACHE_SIZE,
     argon2: {
       memoryKib: e.ARGON2_MEMORY_KIB,
       timeCost: e.ARGON2_TIME_COST,

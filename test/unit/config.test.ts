@@ -36,6 +36,7 @@ describe("loadConfig", () => {
       jwtSecret: undefined,
       jwtKeysDir: undefined,
       revocationSyncIntervalMs: 30 * SECOND,
+      verifyCacheSize: 10_000,
       argon2: { memoryKib: 19456, timeCost: 2, parallelism: 1 },
     });
     expect(config.accessTokenTtlMs).toBe(900_000);
@@ -175,6 +176,7 @@ describe("loadConfig", () => {
     ["JWT_AUDIENCE", "jwtAudience", "internal"],
     ["REVOCATION_SYNC_INTERVAL", "revocationSyncIntervalMs", 30 * SECOND],
     ["JWT_KEYS_DIR", "jwtKeysDir", undefined],
+    ["VERIFY_CACHE_SIZE", "verifyCacheSize", 10_000],
   ] as const)("treats an empty or blank %s as unset", (variable, field, fallback) => {
     expect(loadConfig({ [variable]: "" })[field]).toBe(fallback);
     expect(loadConfig({ [variable]: "  " })[field]).toBe(fallback);
