@@ -60,6 +60,8 @@ interface Row extends Measurement {
   concurrency: number;
   baseline: string | undefined;
   ratio: number | undefined;
+  /** req/s over the echo row of the same generator: the share of what that generator can drive. */
+  ratioToGeneratorEcho: number | undefined;
 }
 
 interface Scenario {
@@ -304,6 +306,10 @@ function format(value: number | undefined, digits = 0): string {
   return value === undefined || Number.isNaN(value) ? "-" : value.toFixed(digits);
 }
 
+function percent(ratio: number | undefined): string {
+  return ratio === undefined ? "-" : `${(ratio * 100).toFixed(0)} %`;
+}
+
 function printTable(rows: Row[]): void {
   const header = [
     "scenario",
@@ -318,6 +324,7 @@ function printTable(rows: Row[]): void {
     "gen CPU",
     "baseline",
     "ratio",
+    "vs gen echo",
   ];
   const lines = rows.map((row) => [
     row.scenario,
@@ -331,7 +338,8 @@ function printTable(rows: Row[]): void {
     format(row.serverPeakRssMib),
     format(row.generatorCpuCores, 2),
     row.baseline ?? "-",
-    row.ratio === undefined ? "-" : `${(row.ratio * 100).toFixed(0)} %`,
+    percent(row.ratio),
+    percent(row.ratioToGeneratorEcho),
   ]);
   const widths = header.map((title, column) =>
     Math.max(title.length, ...lines.map((line) => (line[column] as string).length)),
@@ -574,6 +582,12 @@ async function main(): Promise<void> {
             `${row.scenario}/${row.generator}` === scenario.baseline &&
             row.concurrency === concurrency,
         );
+        const generatorEcho = rows.find(
+          (row) =>
+            row.scenario === "echo" &&
+            row.generator === scenario.generator &&
+            row.concurrency === concurrency,
+        );
         rows.push({
           scenario: scenario.name,
           generator: scenario.generator,
@@ -581,6 +595,10 @@ async function main(): Promise<void> {
           ...measurement,
           baseline: scenario.baseline,
           ratio: base ? measurement.reqPerSec / base.reqPerSec : undefined,
+          ratioToGeneratorEcho:
+            generatorEcho && scenario.name !== "echo"
+              ? measurement.reqPerSec / generatorEcho.reqPerSec
+              : undefined,
         });
       }
     }
