@@ -11,6 +11,7 @@ import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   GetJwksRequestSchema,
+  LoginRequestSchema,
   RefreshRequestSchema,
   RefreshResponseSchema,
   SignUpRequestSchema,
@@ -19,7 +20,7 @@ import {
 import { grpcFrame, grpcMessage, quantile, unaryCall } from "./grpc-frames.js";
 
 export interface GeneratorJob {
-  kind: "echo" | "verify-random" | "verify-once" | "refresh" | "signup";
+  kind: "echo" | "verify-random" | "verify-once" | "refresh" | "signup" | "login";
   port: number;
   concurrency: number;
   durationMs: number;
@@ -33,6 +34,8 @@ export interface GeneratorJob {
   collectAccessTokensFile?: string;
   /** signup: makes usernames unique across runs. */
   namePrefix?: string;
+  /** login: the account every call logs in to. */
+  login?: { identifier: string; password: string };
 }
 
 export interface GeneratorResult {
@@ -60,6 +63,10 @@ function nextFrameSource(job: GeneratorJob): {
     case "echo": {
       const frame = grpcFrame(toBinary(GetJwksRequestSchema, create(GetJwksRequestSchema)));
       return { path: `${AUTH}/GetJwks`, next: () => frame };
+    }
+    case "login": {
+      const frame = grpcFrame(toBinary(LoginRequestSchema, create(LoginRequestSchema, job.login)));
+      return { path: `${AUTH}/Login`, next: () => frame };
     }
     case "verify-random":
     case "verify-once": {

@@ -251,6 +251,10 @@ async function startService(dataDir: string): Promise<{ child: ChildProcess; por
       DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl ?? "",
       LOG_LEVEL: "info",
+      // Every bench call comes from 127.0.0.1: per-address limits would refuse most of them.
+      RATE_LIMIT_LOGIN_IDENTIFIER: "1000000000/1m",
+      RATE_LIMIT_LOGIN_ADDRESS: "1000000000/1m",
+      RATE_LIMIT_SIGNUP_ADDRESS: "1000000000/1m",
     },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -439,9 +443,7 @@ async function main(): Promise<void> {
     const baselineVerifyFrame = grpcFrame(
       toBinary(VerifyRequestSchema, create(VerifyRequestSchema, { accessToken: baseline.token })),
     );
-    const fixedLoginFrame = loginFrame(usernames[0] as string);
-    // A fixed body that fails would measure error answers: check each once.
-    await callAll(session, `${AUTH}/Login`, [fixedLoginFrame], 1);
+    // A fixed body that fails would measure error answers: check it once.
     const baselineSession = http2.connect(`http://127.0.0.1:${baseline.port}`);
     await callAll(baselineSession, `${AUTH}/Verify`, [baselineVerifyFrame], 1);
     baselineSession.close();
@@ -558,10 +560,22 @@ async function main(): Promise<void> {
           ),
       },
       {
+        // Not h2load: it cannot see a gRPC status, and the hash queue refuses calls beyond
+        // HASH_QUEUE_MAX with RESOURCE_EXHAUSTED; those count as errors, not req/s.
         name: "login",
-        generator: "h2load",
+        generator: "node-http2",
         baseline: "argon2id-verify/in-process",
-        run: (c) => h2loadRun(serverPid, url(service.port, "Login"), fixedLoginFrame, c),
+        run: async (concurrency) =>
+          generatorMeasurement(
+            await generatorRun(serverPid, {
+              kind: "login",
+              port: service.port,
+              concurrency,
+              durationMs,
+              maxRequests: Number.MAX_SAFE_INTEGER,
+              login: { identifier: usernames[0] as string, password: PASSWORD },
+            }),
+          ),
       },
     ];
     const scenarios = allScenarios.filter(
