@@ -451,6 +451,18 @@ async function main(): Promise<void> {
     stopPreparing();
 
     const durationMs = durationSeconds * 1000;
+    /** One time-bounded row of the Node generator against the service. */
+    const generated = async (
+      job: Partial<GeneratorJob> & Pick<GeneratorJob, "kind" | "concurrency">,
+    ): Promise<Measurement> =>
+      generatorMeasurement(
+        await generatorRun(serverPid, {
+          port: service.port,
+          durationMs,
+          maxRequests: Number.MAX_SAFE_INTEGER,
+          ...job,
+        }),
+      );
     const allScenarios: Scenario[] = [
       {
         name: "argon2id-verify",
@@ -471,16 +483,7 @@ async function main(): Promise<void> {
         name: "echo",
         generator: "node-http2",
         baseline: "echo/h2load",
-        run: async (concurrency) =>
-          generatorMeasurement(
-            await generatorRun(serverPid, {
-              kind: "echo",
-              port: service.port,
-              concurrency,
-              durationMs,
-              maxRequests: Number.MAX_SAFE_INTEGER,
-            }),
-          ),
+        run: async (concurrency) => generated({ kind: "echo", concurrency }),
       },
       {
         name: "echo+es256-verify",
@@ -499,32 +502,19 @@ async function main(): Promise<void> {
         generator: "node-http2",
         baseline: "echo/h2load",
         run: async (concurrency) =>
-          generatorMeasurement(
-            await generatorRun(serverPid, {
-              kind: "verify-random",
-              port: service.port,
-              concurrency,
-              durationMs,
-              maxRequests: Number.MAX_SAFE_INTEGER,
-              tokensFile: realisticFile,
-            }),
-          ),
+          generated({ kind: "verify-random", concurrency, tokensFile: realisticFile }),
       },
       {
         name: "verify-distinct",
         generator: "node-http2",
         baseline: "echo+es256-verify/h2load",
         run: async (concurrency) =>
-          generatorMeasurement(
-            await generatorRun(serverPid, {
-              kind: "verify-once",
-              port: service.port,
-              concurrency,
-              durationMs,
-              maxRequests: perRow,
-              tokensFile: distinctFiles[concurrencies.indexOf(concurrency)] as string,
-            }),
-          ),
+          generated({
+            kind: "verify-once",
+            concurrency,
+            maxRequests: perRow,
+            tokensFile: distinctFiles[concurrencies.indexOf(concurrency)] as string,
+          }),
       },
       {
         name: "refresh",
@@ -548,16 +538,7 @@ async function main(): Promise<void> {
         generator: "node-http2",
         baseline: "argon2id-hash/in-process",
         run: async (concurrency) =>
-          generatorMeasurement(
-            await generatorRun(serverPid, {
-              kind: "signup",
-              port: service.port,
-              concurrency,
-              durationMs,
-              maxRequests: Number.MAX_SAFE_INTEGER,
-              namePrefix: `bench-${runId}-c${concurrency}`,
-            }),
-          ),
+          generated({ kind: "signup", concurrency, namePrefix: `bench-${runId}-c${concurrency}` }),
       },
       {
         // Not h2load: it cannot see a gRPC status, and the hash queue refuses calls beyond
@@ -566,16 +547,11 @@ async function main(): Promise<void> {
         generator: "node-http2",
         baseline: "argon2id-verify/in-process",
         run: async (concurrency) =>
-          generatorMeasurement(
-            await generatorRun(serverPid, {
-              kind: "login",
-              port: service.port,
-              concurrency,
-              durationMs,
-              maxRequests: Number.MAX_SAFE_INTEGER,
-              login: { identifier: usernames[0] as string, password: PASSWORD },
-            }),
-          ),
+          generated({
+            kind: "login",
+            concurrency,
+            login: { identifier: usernames[0] as string, password: PASSWORD },
+          }),
       },
     ];
     const scenarios = allScenarios.filter(
