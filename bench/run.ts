@@ -72,9 +72,11 @@ interface Scenario {
   run(concurrency: number): Promise<Measurement>;
 }
 
+/** A failure that stops the run; thrown, so that the started processes are stopped first. */
+class BenchError extends Error {}
+
 function fail(message: string): never {
-  console.error(`bench: ${message}`);
-  process.exit(1);
+  throw new BenchError(message);
 }
 
 function checkH2load(): void {
@@ -248,6 +250,7 @@ async function startService(dataDir: string): Promise<{ child: ChildProcess; por
       HOST: "127.0.0.1",
       PORT: "0",
       HTTP_PORT: "0",
+      ADMIN_PORT: "0",
       DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl ?? "",
       LOG_LEVEL: "info",
@@ -628,6 +631,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  console.error(error instanceof BenchError ? `bench: ${error.message}` : error);
   process.exit(1);
 });
