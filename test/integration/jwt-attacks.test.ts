@@ -1,8 +1,10 @@
 import { createHmac, createPublicKey, sign as cryptoSign, generateKeyPairSync } from "node:crypto";
 import http from "node:http";
 import type net from "node:net";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createUserAdmin } from "../../src/accounts/user-admin.js";
+import { createTokenChecker, type TokenChecker } from "../../src/interceptors/index.js";
 import { generateEs256Pem, signingKeyFromPem } from "../../src/tokens/signing-keys.js";
 import {
   connectFailure,
@@ -44,6 +46,9 @@ describe("JWT attacks over Verify", () => {
     response.end(JSON.stringify({ keys: [] }));
   });
   let keyUrl = "";
+  // What the Connect and grpc-js interceptors call: local (JWK Set) and remote (Verify) modes.
+  const stopCheckers = new AbortController();
+  let checkers: TokenChecker[] = [];
 
   beforeAll(async () => {
     await new Promise<void>((resolve) => keyServer.listen(0, "127.0.0.1", resolve));
@@ -52,11 +57,20 @@ describe("JWT attacks over Verify", () => {
     ({
       tokens: { accessToken: token },
     } = await signUpAndLogin(server));
+    const transport = createGrpcTransport({ baseUrl: `http://${server.grpcAddress}` });
+    const local = createTokenChecker({
+      transport,
+      clock: () => server.clock.now,
+      signal: stopCheckers.signal,
+    });
+    await local.ready();
+    checkers = [local, createTokenChecker({ transport, mode: "remote" })];
     const [h, c] = token.split(".");
     header = JSON.parse(Buffer.from(h ?? "", "base64url").toString());
     claims = JSON.parse(Buffer.from(c ?? "", "base64url").toString());
   });
   afterAll(async () => {
+    stopCheckers.abort();
     await server?.close();
     await new Promise((resolve) => keyServer.close(resolve));
   });
@@ -193,7 +207,7 @@ describe("JWT attacks over Verify", () => {
   ];
 
   it.each(attacks)(
-    "%s: UNAUTHENTICATED with the right reason, on gRPC and Connect",
+    "%s: UNAUTHENTICATED with the right reason, on gRPC, Connect and through the interceptors",
     async (_name, make, reason) => {
       const forged = make();
       const viaField = await grpcFailure(server.grpc.verify({ accessToken: forged }));
@@ -204,6 +218,9 @@ describe("JWT attacks over Verify", () => {
       expect(viaHeader).toMatchObject({ code: 16, reason });
       const viaConnect = await connectFailure(server.connect.verify({ accessToken: forged }));
       expect(viaConnect).toMatchObject({ code: 16, reason });
+      for (const checker of checkers) {
+        await expect(checker.check(`Bearer ${forged}`)).rejects.toMatchObject({ reason });
+      }
     },
   );
 
