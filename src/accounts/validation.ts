@@ -85,30 +85,26 @@ export function validateSignUp(
   const violations: FieldViolation[] = [];
   const violate = (field: string, description: string) => violations.push({ field, description });
 
-  const textFields = ["username", "email", "phone_number", "first_name", "last_name"] as const;
-  const raw = {
+  const rawText = {
     username: input.username,
     email: input.email,
     phone_number: input.phoneNumber,
     first_name: input.firstName,
     last_name: input.lastName,
   };
-  const clean: Record<(typeof textFields)[number], boolean> = {
-    username: true,
-    email: true,
-    phone_number: true,
-    first_name: true,
-    last_name: true,
-  };
-  for (const field of textFields) {
-    if (CONTROL_CHARACTERS.test(raw[field])) {
-      violate(field, "must not contain control characters");
-      clean[field] = false;
-    }
+  // A field with control characters gets that one violation, not its format's too.
+  const dirty = new Set(
+    Object.entries(rawText)
+      .filter(([, value]) => CONTROL_CHARACTERS.test(value))
+      .map(([field]) => field),
+  );
+  for (const field of dirty) {
+    violate(field, "must not contain control characters");
   }
+  const clean = (field: keyof typeof rawText) => !dirty.has(field);
 
   const username = normalizeText(input.username);
-  if (clean.username) {
+  if (clean("username")) {
     if (!USERNAME.test(username)) {
       violate("username", "must be 3 to 64 characters of letters, digits, '.', '_' and '-'");
     } else if (ALL_DIGITS.test(username)) {
@@ -117,7 +113,7 @@ export function validateSignUp(
   }
 
   const email = normalizeText(input.email);
-  if (clean.email) {
+  if (clean("email")) {
     if (email === "") {
       violate("email", "is required");
     } else if (!isValidEmail(email)) {
@@ -127,7 +123,7 @@ export function validateSignUp(
 
   const phoneText = normalizeText(input.phoneNumber);
   let phoneNumber: string | undefined;
-  if (clean.phone_number && phoneText !== "") {
+  if (clean("phone_number") && phoneText !== "") {
     phoneNumber = normalizePhoneNumber(phoneText);
     if (phoneNumber === undefined) {
       violate("phone_number", "must be in E.164 form: '+' and 7 to 15 digits, not starting with 0");
@@ -136,10 +132,10 @@ export function validateSignUp(
 
   const firstName = normalizeText(input.firstName);
   const lastName = normalizeText(input.lastName);
-  if (clean.first_name && codePointLength(firstName) > NAME_MAX_LENGTH) {
+  if (clean("first_name") && codePointLength(firstName) > NAME_MAX_LENGTH) {
     violate("first_name", "must be at most 255 characters");
   }
-  if (clean.last_name && codePointLength(lastName) > NAME_MAX_LENGTH) {
+  if (clean("last_name") && codePointLength(lastName) > NAME_MAX_LENGTH) {
     violate("last_name", "must be at most 255 characters");
   }
 
