@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { fixedFieldsLogger } from "./observability/logger.js";
 
 /** The security events that leave an audit trail, one log line each. */
 export type AuditEvent =
@@ -34,7 +35,7 @@ export interface AuditRecord {
 export type AuditLog = (record: AuditRecord) => void;
 
 export function createAuditLog(logger: Logger): AuditLog {
-  const audit = logger.child({ audit: true });
+  const audit = fixedFieldsLogger(logger, { audit: true });
   return ({ event, caller, userId, sessionId, reason }) =>
     audit.info(
       {

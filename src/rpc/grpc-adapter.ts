@@ -51,28 +51,46 @@ export function grpcErrorResponse(error: ConnectError): grpc.ServerErrorResponse
   });
 }
 
+/**
+ * A call's context. Its abort signal is made only when a handler reads it: most calls never
+ * do, and grpc-js reports "cancelled" when any stream closes, finished or not, so `finish`
+ * drops the listener once the answer is on its way.
+ */
 function callContext(
   call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>,
   responseMetadata: grpc.Metadata,
-): CallContext {
-  const controller = new AbortController();
+): { context: CallContext; finish(): void } {
+  let controller: AbortController | undefined;
   // grpc-js emits "cancelled" when the client cancels and also when the deadline passes
   // (it answers DEADLINE_EXCEEDED itself): either way nobody waits for the answer any more.
-  call.once("cancelled", () => controller.abort());
-  return {
+  const onCancelled = () => controller?.abort();
+  const context: CallContext = {
     requestHeader(name) {
       const value = call.metadata.get(name)[0];
       return typeof value === "string" ? value : undefined;
     },
     // grpc-js gives "ip:port" or "[ipv6]:port".
-    peerAddress: call
-      .getPeer()
-      .replace(/:\d+$/, "")
-      .replace(/^\[(.*)\]$/, "$1"),
-    signal: controller.signal,
+    get peerAddress() {
+      return call
+        .getPeer()
+        .replace(/:\d+$/, "")
+        .replace(/^\[(.*)\]$/, "$1");
+    },
+    get signal() {
+      if (controller === undefined) {
+        controller = new AbortController();
+        if (call.cancelled) {
+          controller.abort();
+        } else {
+          call.once("cancelled", onCancelled);
+        }
+      }
+      return controller.signal;
+    },
     server: "grpc",
     setResponseHeader: (name, value) => responseMetadata.set(name, value),
   };
+  return { context, finish: () => call.off("cancelled", onCancelled) };
 }
 
 function decodeRequest(method: ServedMethod, bytes: Buffer) {
@@ -133,7 +151,7 @@ export function addGrpcService<S extends DescService>(
       const handler = handlerFor(handlers, method);
       const serverStreaming: grpc.handleServerStreamingCall<Buffer, unknown> = (call) => {
         const run = async () => {
-          const context = callContext(call, responseMetadata);
+          const { context } = callContext(call, responseMetadata);
           for await (const message of handler(decodeRequest(method, call.request), context)) {
             if (context.signal.aborted) {
               return;
@@ -168,17 +186,17 @@ export function addGrpcService<S extends DescService>(
     const handler = handlerFor(handlers, method);
     const unary: grpc.handleUnaryCall<Buffer, unknown> = (call, callback) => {
       const responseMetadata = new grpc.Metadata();
+      const { context, finish } = callContext(call, responseMetadata);
       const run = async () =>
-        create(
-          method.output,
-          await handler(decodeRequest(method, call.request), callContext(call, responseMetadata)),
-        );
+        create(method.output, await handler(decodeRequest(method, call.request), context));
       run().then(
         (response) => {
+          finish();
           call.sendMetadata(responseMetadata);
           callback(null, response);
         },
         (error: unknown) => {
+          finish();
           call.sendMetadata(responseMetadata);
           callback(toStatus(error));
         },

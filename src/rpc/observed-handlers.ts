@@ -13,6 +13,7 @@ import {
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import type { Logger } from "pino";
 import { AuthError } from "../auth-error.js";
+import { fixedFieldsLogger } from "../observability/logger.js";
 import type { ServiceMetrics } from "../observability/metrics.js";
 import { toConnectError } from "./errors.js";
 import {
@@ -59,6 +60,7 @@ export function observeHandlers<S extends DescService>(
   { metrics, logger, tracer }: ObservedHandlersOptions,
 ): ServiceHandlers<S> {
   const observed: Record<string, unknown> = { ...handlers };
+  const callLog = fixedFieldsLogger(logger);
   // Server streams (WatchRevocations) pass through unobserved: a call-per-line log and a
   // latency histogram do not fit a stream that lives as long as its subscriber.
   for (const method of servedMethods(service)) {
@@ -108,7 +110,7 @@ export function observeHandlers<S extends DescService>(
       } finally {
         const seconds = (performance.now() - started) / 1000;
         metrics.observeCall({ method: procedure, server: call.server, code, reason, seconds });
-        logger.info(
+        callLog.info(
           {
             requestId,
             method: procedure,
