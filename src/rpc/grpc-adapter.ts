@@ -138,13 +138,23 @@ export function addGrpcService<S extends DescService>(
     const procedure = path(method);
     const toStatus = (error: unknown) =>
       grpcErrorResponse(toConnectError(error, (cause) => onInternalError(cause, procedure)));
+    // A handler that answers with the same message object again (Verify, for a cached
+    // token) gets it encoded once; entries go when the message is collected.
+    const encoded = new WeakMap<object, Buffer>();
     definition[method.localName] = {
       path: procedure,
       requestStream: false,
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (bytes: Buffer) => bytes,
       requestDeserialize: (bytes: Buffer) => bytes,
-      responseSerialize: (message) => Buffer.from(toBinary(method.output, message)),
+      responseSerialize(message) {
+        let bytes = encoded.get(message);
+        if (bytes === undefined) {
+          bytes = Buffer.from(toBinary(method.output, message));
+          encoded.set(message, bytes);
+        }
+        return bytes;
+      },
       responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     };
     if (method.methodKind === "server_streaming") {
