@@ -1,13 +1,13 @@
 /**
  * The Node load generator, run as its own process by bench/run.ts for the scenarios whose
- * request must change per call (h2load sends one fixed body). Every frame is encoded
- * before the clock starts; Refresh and SignUp build theirs as they go, since each
- * depends on the previous answer or must be unique.
+ * request must change per call (h2load sends one fixed body). It writes HTTP/2 frames
+ * itself (raw-grpc-client.ts). Every request is encoded before the clock starts; Refresh
+ * and SignUp build theirs as they go, since each depends on the previous answer or must
+ * be unique.
  *
  * Input: one JSON GeneratorJob as argv[2]. Output: one JSON GeneratorResult on stdout.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import http2 from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   GetJwksRequestSchema,
@@ -17,7 +17,8 @@ import {
   SignUpRequestSchema,
   VerifyRequestSchema,
 } from "../gen/auth/v1/auth_pb.js";
-import { grpcFrame, grpcMessage, quantile, unaryCall } from "./grpc-frames.js";
+import { grpcFrame, grpcMessage, quantile } from "./grpc-frames.js";
+import { RawGrpcConnection } from "./raw-grpc-client.js";
 
 export interface GeneratorJob {
   kind: "echo" | "verify-random" | "verify-once" | "refresh" | "signup" | "login";
@@ -40,8 +41,8 @@ export interface GeneratorJob {
 
 export interface GeneratorResult {
   requests: number;
+  /** Calls answered with an error status (no message). */
   errors: number;
-  firstErrorStatus: number | undefined;
   seconds: number;
   p50Ms: number;
   p99Ms: number;
@@ -127,25 +128,17 @@ async function run(job: GeneratorJob): Promise<GeneratorResult> {
   const source = nextFrameSource(job);
   const connections = Math.min(job.concurrency, 4);
   const sessions = await Promise.all(
-    Array.from({ length: connections }, async () => {
-      const session = http2.connect(`http://127.0.0.1:${job.port}`);
-      await new Promise<void>((resolve, reject) => {
-        session.once("connect", () => resolve());
-        session.once("error", reject);
-      });
-      return session;
-    }),
+    Array.from({ length: connections }, () => RawGrpcConnection.connect(job.port)),
   );
   const latencies: number[] = [];
   let errors = 0;
-  let firstErrorStatus: number | undefined;
   let started = 0;
   const cpuStart = process.cpuUsage();
   const begin = performance.now();
   const deadline = begin + job.durationMs;
 
   const stream = async (index: number) => {
-    const session = sessions[index % connections] as http2.ClientHttp2Session;
+    const session = sessions[index % connections] as RawGrpcConnection;
     let previous: Buffer | undefined;
     while (performance.now() < deadline && started < job.maxRequests) {
       const frame = source.next(index, previous);
@@ -154,13 +147,12 @@ async function run(job: GeneratorJob): Promise<GeneratorResult> {
       }
       started++;
       const sent = performance.now();
-      const { grpcStatus, body } = await unaryCall(session, source.path, frame);
+      const { ok, body } = await session.call(source.path, frame);
       latencies.push(performance.now() - sent);
-      if (grpcStatus === 0) {
+      if (ok) {
         previous = body;
       } else {
         errors++;
-        firstErrorStatus ??= grpcStatus;
         // A broken refresh chain cannot go on.
         if (job.kind === "refresh") {
           return;
@@ -185,7 +177,6 @@ async function run(job: GeneratorJob): Promise<GeneratorResult> {
   return {
     requests: latencies.length - errors,
     errors,
-    firstErrorStatus,
     seconds,
     p50Ms: quantile(sorted, 0.5),
     p99Ms: quantile(sorted, 0.99),

@@ -56,7 +56,7 @@ interface Measurement {
 
 interface Row extends Measurement {
   scenario: string;
-  generator: "h2load" | "node-http2" | "in-process";
+  generator: "h2load" | "node-raw-h2" | "in-process";
   concurrency: number;
   baseline: string | undefined;
   ratio: number | undefined;
@@ -484,7 +484,7 @@ async function main(): Promise<void> {
       },
       {
         name: "echo",
-        generator: "node-http2",
+        generator: "node-raw-h2",
         baseline: "echo/h2load",
         run: async (concurrency) => generated({ kind: "echo", concurrency }),
       },
@@ -502,14 +502,14 @@ async function main(): Promise<void> {
       },
       {
         name: "verify-realistic",
-        generator: "node-http2",
+        generator: "node-raw-h2",
         baseline: "echo/h2load",
         run: async (concurrency) =>
           generated({ kind: "verify-random", concurrency, tokensFile: realisticFile }),
       },
       {
         name: "verify-distinct",
-        generator: "node-http2",
+        generator: "node-raw-h2",
         baseline: "echo+es256-verify/h2load",
         run: async (concurrency) =>
           generated({
@@ -521,8 +521,8 @@ async function main(): Promise<void> {
       },
       {
         name: "refresh",
-        generator: "node-http2",
-        baseline: "echo/node-http2",
+        generator: "node-raw-h2",
+        baseline: "echo/node-raw-h2",
         run: async (concurrency) => {
           const result = await generatorRun(serverPid, {
             kind: "refresh",
@@ -538,7 +538,7 @@ async function main(): Promise<void> {
       },
       {
         name: "signup",
-        generator: "node-http2",
+        generator: "node-raw-h2",
         baseline: "argon2id-hash/in-process",
         run: async (concurrency) =>
           generated({ kind: "signup", concurrency, namePrefix: `bench-${runId}-c${concurrency}` }),
@@ -547,7 +547,7 @@ async function main(): Promise<void> {
         // Not h2load: it cannot see a gRPC status, and the hash queue refuses calls beyond
         // HASH_QUEUE_MAX with RESOURCE_EXHAUSTED; those count as errors, not req/s.
         name: "login",
-        generator: "node-http2",
+        generator: "node-raw-h2",
         baseline: "argon2id-verify/in-process",
         run: async (concurrency) =>
           generated({
