@@ -8,6 +8,7 @@
  * Input: one JSON GeneratorJob as argv[2]. Output: one JSON GeneratorResult on stdout.
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   GetJwksRequestSchema,
@@ -17,6 +18,7 @@ import {
   SignUpRequestSchema,
   VerifyRequestSchema,
 } from "../gen/auth/v1/auth_pb.js";
+import { QUEUE_FULL_RETRY_MS } from "../src/accounts/password-hasher.js";
 import { grpcFrame, grpcMessage, quantile } from "./grpc-frames.js";
 import { RawGrpcConnection } from "./raw-grpc-client.js";
 
@@ -35,8 +37,8 @@ export interface GeneratorJob {
   collectAccessTokensFile?: string;
   /** signup: makes usernames unique across runs. */
   namePrefix?: string;
-  /** login: the account every call logs in to. */
-  login?: { identifier: string; password: string };
+  /** login: the accounts the streams log in to, stream i to account i mod n. */
+  logins?: Array<{ identifier: string; password: string }>;
 }
 
 export interface GeneratorResult {
@@ -66,8 +68,10 @@ function nextFrameSource(job: GeneratorJob): {
       return { path: `${AUTH}/GetJwks`, next: () => frame };
     }
     case "login": {
-      const frame = grpcFrame(toBinary(LoginRequestSchema, create(LoginRequestSchema, job.login)));
-      return { path: `${AUTH}/Login`, next: () => frame };
+      const frames = (job.logins ?? []).map((login) =>
+        grpcFrame(toBinary(LoginRequestSchema, create(LoginRequestSchema, login))),
+      );
+      return { path: `${AUTH}/Login`, next: (stream) => frames[stream % frames.length] };
     }
     case "verify-random":
     case "verify-once": {
@@ -156,6 +160,11 @@ async function run(job: GeneratorJob): Promise<GeneratorResult> {
         // A broken refresh chain cannot go on.
         if (job.kind === "refresh") {
           return;
+        }
+        // Beyond the hash queue, Login and SignUp are refused with a RetryInfo of
+        // QUEUE_FULL_RETRY_MS; a well-behaved client waits that long instead of hammering.
+        if (job.kind === "login" || job.kind === "signup") {
+          await sleep(Math.min(QUEUE_FULL_RETRY_MS, deadline - performance.now()));
         }
       }
     }

@@ -77,7 +77,7 @@ export interface HashQueueOptions {
 }
 
 /** What a refused call is told to wait: about the time the queue takes to drain. */
-const QUEUE_FULL_RETRY_MS = 1_000;
+export const QUEUE_FULL_RETRY_MS = 1_000;
 
 /**
  * Runs another hasher's work through a bounded queue, so a flood of calls costs neither
