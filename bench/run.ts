@@ -26,8 +26,8 @@ import {
 import { grpcFrame, grpcMessage, quantile, unaryCall } from "./grpc-frames.js";
 import type { GeneratorJob, GeneratorResult } from "./load-generator.js";
 import { watchProcess } from "./process-stats.js";
+import { ROOT, startBuiltService, stopProcess, waitForLine } from "./service-process.js";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const RESULTS = join(ROOT, "bench/results");
 const AUTH = "/auth.v1.AuthService";
 const PASSWORD = "correct horse battery staple 7";
@@ -97,26 +97,6 @@ function tsxNode(script: string, args: string[], env: NodeJS.ProcessEnv = proces
   });
 }
 
-/** The first stdout line of a child that matches, or failure when it exits first. */
-function waitForLine(child: ChildProcess, matches: (line: string) => boolean): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buffered = "";
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString();
-      for (const line of buffered.split("\n")) {
-        if (matches(line)) {
-          child.stdout?.off("data", onData);
-          child.stdout?.resume();
-          resolve(line);
-          return;
-        }
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`process exited with ${code}`)));
-  });
-}
-
 function childOutput(child: ChildProcess): Promise<string> {
   return new Promise((resolve, reject) => {
     let output = "";
@@ -127,15 +107,6 @@ function childOutput(child: ChildProcess): Promise<string> {
       code === 0 ? resolve(output) : reject(new Error(`process exited with ${code}`)),
     );
   });
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) {
-    return;
-  }
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  await exited;
 }
 
 /** Splits a stream count into h2load's clients (-c) and streams per client (-m). */
@@ -239,33 +210,6 @@ async function argon2Run(operation: "verify" | "hash", concurrency: number) {
   };
 }
 
-async function startService(dataDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const nodeOptions = cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${RESULTS}/profiles`] : [];
-  // The built service, as deployed: tsx's loader alone adds ~90 MiB of RSS.
-  execFileSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
-  const child = spawn(process.execPath, [...nodeOptions, "dist/src/main.js", "serve"], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      HTTP_PORT: "0",
-      ADMIN_PORT: "0",
-      DATA_DIR: dataDir,
-      DATABASE_URL: databaseUrl ?? "",
-      LOG_LEVEL: "info",
-      // Every bench call comes from 127.0.0.1: per-address limits would refuse most of them.
-      RATE_LIMIT_LOGIN_IDENTIFIER: "1000000000/1m",
-      RATE_LIMIT_LOGIN_ADDRESS: "1000000000/1m",
-      RATE_LIMIT_SIGNUP_ADDRESS: "1000000000/1m",
-    },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const line = await waitForLine(child, (text) => text.includes("auth-service listening"));
-  const { grpc } = JSON.parse(line) as { grpc: string };
-  return { child, port: Number(grpc.split(":").pop()) };
-}
-
 /** Calls that must succeed while preparing; `limit` run at a time. */
 async function callAll(
   session: http2.ClientHttp2Session,
@@ -365,7 +309,10 @@ async function main(): Promise<void> {
   mkdirSync(RESULTS, { recursive: true });
   const loadBefore = loadavg();
   const dataDir = mkdtempSync(join(tmpdir(), "bench-data-"));
-  const service = await startService(dataDir);
+  const service = await startBuiltService(
+    { DATA_DIR: dataDir, DATABASE_URL: databaseUrl ?? "" },
+    cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${RESULTS}/profiles`] : [],
+  );
   const serverPid = service.child.pid as number;
   const baselineServer = tsxNode("bench/verify-baseline-server.ts", []);
   const baseline = JSON.parse(await waitForLine(baselineServer, (line) => line.startsWith("{")));
