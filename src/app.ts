@@ -67,7 +67,7 @@ export interface App {
 export async function startApp(options: AppOptions): Promise<App> {
   const { config, clock, logger } = options;
   const tracing = config.otlpEndpoint
-    ? startTracing({ endpoint: config.otlpEndpoint, serviceName: config.serviceName })
+    ? await startTracing({ endpoint: config.otlpEndpoint, serviceName: config.serviceName })
     : undefined;
   const tracer = tracing?.tracer;
   const db = await openDatabase({

@@ -1,8 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { Kysely, type LogEvent, PostgresDialect } from "kysely";
-import { PGliteDialect } from "kysely-pglite-dialect";
 import pg from "pg";
 import type { PoolUsage } from "../observability/metrics.js";
 import type { DatabaseSchema } from "./schema.js";
@@ -82,6 +81,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     pgPools.set(db, pool);
     return db;
   }
+  // Loaded only for the embedded database: a service on PostgreSQL does not carry it.
+  const [{ PGlite }, { PGliteDialect }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("kysely-pglite-dialect"),
+  ]);
   let pglite: PGlite;
   if (options.dataDir !== undefined) {
     const directory = path.resolve(options.dataDir, "pglite");
