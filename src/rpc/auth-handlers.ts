@@ -2,6 +2,7 @@ import { create, type JsonObject, type MessageInitShape } from "@bufbuild/protob
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type AuthService,
+  GetJwksResponseSchema,
   type TokenPairSchema,
   type UserSchema,
   type VerifyResponse,
@@ -68,6 +69,7 @@ export function createAuthHandlers(
   // token comes back as the same object), so the gRPC adapter encodes it once too: the
   // claims Struct costs protobuf-es ~20 µs to encode.
   const verifyResponses = new WeakMap<VerifiedAccessToken, VerifyResponse>();
+  const jwksResponse = create(GetJwksResponseSchema, { jwksJson });
   return {
     async signUp(request, context) {
       return { user: userMessage(await accounts.signUp(request, caller(context))) };
@@ -118,7 +120,7 @@ export function createAuthHandlers(
     },
 
     async getJwks() {
-      return { jwksJson };
+      return jwksResponse;
     },
 
     async *watchRevocations(_request, context) {
