@@ -425,8 +425,16 @@ async function main(): Promise<void> {
         run: (concurrency) => argon2Run("hash", concurrency),
       },
       {
+        // The grpc-js stack alone: our adapter, no logging, metrics or header-size check.
+        name: "echo-bare",
+        generator: "h2load",
+        run: (c) =>
+          h2loadRun(baselineServer.pid as number, url(baseline.port, "GetJwks"), echoFrame, c),
+      },
+      {
         name: "echo",
         generator: "h2load",
+        baseline: "echo-bare/h2load",
         run: (c) => h2loadRun(serverPid, url(service.port, "GetJwks"), echoFrame, c),
       },
       {

@@ -1,7 +1,8 @@
 /**
- * The echo-plus-ES256-verify baseline: the same grpc-js stack as the service
- * (src/rpc/grpc-adapter.ts), whose Verify only checks an ES256 signature with
- * jsonwebtoken and a KeyObject and answers the subject. Prints {port, token} on stdout.
+ * The baselines' server: the same grpc-js stack as the service (src/rpc/grpc-adapter.ts)
+ * without its logging, metrics and header-size check. GetJwks answers a constant (the
+ * echo-bare rows); Verify only checks an ES256 signature with jsonwebtoken and a KeyObject
+ * and answers the subject (echo+es256-verify). Prints {port, token} on stdout.
  */
 import { generateKeyPairSync } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
