@@ -20,7 +20,8 @@ export interface AdminServer {
 
 /**
  * The admin port: `/metrics` (Prometheus text), `/healthz` (liveness: the process answers)
- * and `/readyz` (readiness: the database answers). Kept off the service ports so that
+ * and `/readyz` (readiness: the database answers and, in a cluster primary, every worker
+ * listens). Kept off the service ports so that
  * they are never exposed to clients by accident.
  */
 export function createAdminServer({ registry, notReadyReason }: AdminServerOptions): AdminServer {
