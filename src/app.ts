@@ -30,6 +30,7 @@ import {
   type RevocationFeed,
   startRevocationFeed,
 } from "./tokens/revocations.js";
+import type { KeySet } from "./tokens/signing-keys.js";
 import {
   createVerifiedTokenCache,
   forgetRevokedTokens,
@@ -49,18 +50,54 @@ export interface AppOptions {
   transportLimits?: Partial<TransportLimits>;
   /** Where the metrics go; a new registry when not given (never prom-client's global one). */
   registry?: Registry;
+  /**
+   * True in a cluster worker (WORKERS > 1): the primary has already migrated the database and
+   * prepared the signing keys, and serves the admin port, so this app does neither.
+   */
+  clusterWorker?: boolean;
 }
 
 export interface App {
   port: number;
   httpPort: number;
-  /** Admin HTTP port: /metrics, /healthz, /readyz. */
-  adminPort: number;
+  /** Admin HTTP port: /metrics, /healthz, /readyz; undefined in a cluster worker. */
+  adminPort: number | undefined;
   db: Database;
   /** The service's metrics, with registration points for later parts (revoked-session cache). */
   metrics: ServiceMetrics;
   /** Stops serving (bounded by SHUTDOWN_TIMEOUT) and closes the database. */
   close(): Promise<void>;
+}
+
+export interface PrepareOptions {
+  db: Database;
+  config: Config;
+  logger: Logger;
+}
+
+/**
+ * The work done once before serving: applies pending migrations and loads the signing keys,
+ * generating the first one into DATA_DIR on a first start. A cluster primary does it before
+ * forking, so that its workers find the schema and one shared key set.
+ */
+export async function prepareToServe({ db, config, logger }: PrepareOptions): Promise<KeySet> {
+  const applied = await migrateToLatest(db);
+  if (applied.length > 0) {
+    logger.info({ migrations: applied }, "database migrated");
+  }
+  const keys = await loadKeySet(config);
+  if (
+    config.databaseUrl !== undefined &&
+    keys.signer.algorithm === "ES256" &&
+    !config.jwtPrivateKeyPem &&
+    !config.jwtPrivateKeyFile &&
+    !config.jwtKeysDir
+  ) {
+    logger.warn(
+      "signing keys kept in DATA_DIR: replicas must share them (set JWT_KEYS_DIR or JWT_PRIVATE_KEY_FILE)",
+    );
+  }
+  return keys;
 }
 
 /** Opens the database, migrates it, builds the service and starts listening. */
@@ -82,22 +119,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
   let revocationFeed: RevocationFeed | undefined;
   try {
-    const applied = await migrateToLatest(db);
-    if (applied.length > 0) {
-      logger.info({ migrations: applied }, "database migrated");
-    }
-    const keys = await loadKeySet(config);
-    if (
-      config.databaseUrl !== undefined &&
-      keys.signer.algorithm === "ES256" &&
-      !config.jwtPrivateKeyPem &&
-      !config.jwtPrivateKeyFile &&
-      !config.jwtKeysDir
-    ) {
-      logger.warn(
-        "signing keys kept in DATA_DIR: replicas must share them (set JWT_KEYS_DIR or JWT_PRIVATE_KEY_FILE)",
-      );
-    }
+    const keys = options.clusterWorker
+      ? await loadKeySet(config)
+      : await prepareToServe({ db, config, logger });
     // A revoked session matters while its access tokens can still pass: their lifetime
     // plus the leeway.
     const retentionMs = config.accessTokenTtlMs + config.clockToleranceMs;
@@ -190,11 +214,14 @@ export async function startApp(options: AppOptions): Promise<App> {
       port: config.port,
       httpPort: config.httpPort,
     });
-    const admin = createAdminServer({
-      registry: metrics.registry,
-      isReady: () => pingDatabase(db),
-    });
-    const adminPort = await admin.listen(config.host, config.adminPort);
+    const admin = options.clusterWorker
+      ? undefined
+      : createAdminServer({
+          registry: metrics.registry,
+          notReadyReason: async () =>
+            (await pingDatabase(db)) ? undefined : "database unreachable",
+        });
+    const adminPort = await admin?.listen(config.host, config.adminPort);
 
     const countSessions = async () => {
       try {
@@ -238,7 +265,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         // Open WatchRevocations streams end first: they would hold the shutdown up.
         revocations.close();
         await servers.shutdown(config.shutdownTimeoutMs);
-        await admin.close();
+        await admin?.close();
         await revocationFeed?.close();
         await db.destroy();
         await tracing?.shutdown();

@@ -1,8 +1,11 @@
+import type { Cluster } from "node:cluster";
 import { Command, CommanderError } from "commander";
 import type { Logger } from "pino";
 import { createUserAdmin, type UserAdmin, type UserAdminResult } from "./accounts/user-admin.js";
 import { startApp } from "./app.js";
+import { CliError } from "./cli-error.js";
 import type { Clock } from "./clock.js";
+import { runClusterPrimary, serveClusterWorker } from "./cluster.js";
 import { type Config, ConfigError, loadConfigWithFile, settingsHelp } from "./config.js";
 import { type Database, openDatabase } from "./db/database.js";
 import { isDatabaseUnavailable } from "./db/errors.js";
@@ -20,13 +23,10 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-/** A failure the operator can act on; its message is printed as it is, with no stack. */
-export class CliError extends Error {
-  override readonly name = "CliError";
-}
-
 export interface CliOptions {
   env: Record<string, string | undefined>;
+  /** node:cluster: `serve` with WORKERS > 1 forks workers through it, and a worker knows itself by it. */
+  cluster: Cluster;
   clock: Clock;
   /** Human output of the commands (one line each); logs go to the logger. */
   print: (line: string) => void;
@@ -86,7 +86,22 @@ export function createCli(options: CliOptions): Command {
     .addHelpText("after", `\n${settingsHelp()}`)
     .action(async () => {
       const { config, logger } = readConfig(options);
-      const app = await startApp({ config, clock: options.clock, logger });
+      const { clock, cluster, waitForStopSignal } = options;
+      if (cluster.worker !== undefined) {
+        await serveClusterWorker({
+          config,
+          clock,
+          logger,
+          worker: cluster.worker,
+          waitForStopSignal,
+        });
+        return;
+      }
+      if (config.workers > 1) {
+        await runClusterPrimary({ config, clock, logger, cluster, waitForStopSignal });
+        return;
+      }
+      const app = await startApp({ config, clock, logger });
       logger.info(
         {
           grpc: `${config.host}:${app.port}`,

@@ -61,6 +61,8 @@ export interface Config {
   logLevel: string;
   /** Admin HTTP port (metrics and probes); 0 picks a free one. */
   adminPort: number;
+  /** Processes serving the ports; more than 1 runs a node:cluster primary (src/cluster.ts). */
+  workers: number;
   databasePoolSize: number;
   activeSessionsIntervalMs: number;
   /** OTLP/HTTP collector base URL; undefined turns tracing off. */
@@ -119,6 +121,9 @@ export const environmentSchema = z
     ADMIN_PORT: integer(9090, 0, 65535).describe(
       "Admin HTTP port: /metrics (Prometheus), /healthz (liveness), /readyz (database answers).",
     ),
+    WORKERS: integer(1, 1, 64).describe(
+      "Processes serving PORT and HTTP_PORT together (node:cluster); more than 1 needs DATABASE_URL.",
+    ),
     DATABASE_URL: optionalText
       .refine(
         (url) => url === undefined || /^postgres(ql)?:\/\//.test(url),
@@ -126,7 +131,7 @@ export const environmentSchema = z
       )
       .describe("PostgreSQL URL; unset means the embedded PGlite in DATA_DIR."),
     DATABASE_POOL_SIZE: integer(10, 1, 1000).describe(
-      "PostgreSQL connections per replica (the pg pool's max).",
+      "PostgreSQL connections per process (the pg pool's max; each of WORKERS has its own).",
     ),
     DATA_DIR: z
       .string()
@@ -182,7 +187,7 @@ export const environmentSchema = z
       "How long in-flight calls may run after SIGTERM/SIGINT.",
     ),
     HASH_CONCURRENCY: integer(availableParallelism(), 1, 256).describe(
-      "Password hashes computed at once (default: the number of cores).",
+      "Password hashes computed at once per process (default: the number of cores).",
     ),
     HASH_QUEUE_MAX: integer(64, 0, 100_000).describe(
       "Hashes that may wait for a free slot; beyond it calls answer RATE_LIMITED at once.",
@@ -235,6 +240,11 @@ export const environmentSchema = z
   .refine((env) => !(env.JWT_PRIVATE_KEY && env.JWT_PRIVATE_KEY_FILE), {
     message: "set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both",
     path: ["JWT_PRIVATE_KEY"],
+  })
+  // PGlite is a database inside one process: other processes cannot open it.
+  .refine((env) => env.WORKERS === 1 || env.DATABASE_URL !== undefined, {
+    message: "more than 1 needs DATABASE_URL (the embedded PGlite cannot be shared by processes)",
+    path: ["WORKERS"],
   });
 
 /** Thrown for a bad setting; the message is one line naming the variable. */
@@ -288,6 +298,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
     logLevel: e.LOG_LEVEL,
     adminPort: e.ADMIN_PORT,
+    workers: e.WORKERS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     activeSessionsIntervalMs: e.ACTIVE_SESSIONS_INTERVAL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -3,9 +3,13 @@ import type { Registry } from "prom-client";
 import { listenOn } from "../server.js";
 
 export interface AdminServerOptions {
-  registry: Registry;
-  /** Readiness: true while the service can answer, i.e. its database answers. */
-  isReady: () => Promise<boolean>;
+  /** The app's registry, or in a cluster primary its workers' registries aggregated. */
+  registry: Pick<Registry, "metrics" | "contentType">;
+  /**
+   * Readiness: undefined while the service can answer, else why not ("database unreachable",
+   * or in a cluster primary "workers starting").
+   */
+  notReadyReason: () => Promise<string | undefined>;
 }
 
 export interface AdminServer {
@@ -16,10 +20,11 @@ export interface AdminServer {
 
 /**
  * The admin port: `/metrics` (Prometheus text), `/healthz` (liveness: the process answers)
- * and `/readyz` (readiness: the database answers). Kept off the service ports so that
+ * and `/readyz` (readiness: the database answers and, in a cluster primary, every worker
+ * listens). Kept off the service ports so that
  * they are never exposed to clients by accident.
  */
-export function createAdminServer({ registry, isReady }: AdminServerOptions): AdminServer {
+export function createAdminServer({ registry, notReadyReason }: AdminServerOptions): AdminServer {
   const server = http.createServer(async (request, response) => {
     const path = (request.url ?? "/").split("?")[0];
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -37,10 +42,10 @@ export function createAdminServer({ registry, isReady }: AdminServerOptions): Ad
           response.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
           return;
         case "/readyz": {
-          const ready = await isReady();
+          const reason = await notReadyReason();
           response
-            .writeHead(ready ? 200 : 503, { "content-type": "text/plain" })
-            .end(ready ? "ready\n" : "database unreachable\n");
+            .writeHead(reason === undefined ? 200 : 503, { "content-type": "text/plain" })
+            .end(`${reason ?? "ready"}\n`);
           return;
         }
         default:

@@ -115,16 +115,20 @@ export function createMetrics({ registry, poolUsage }: MetricsOptions): ServiceM
       this.set({ state: "waiting" }, usage.waiting);
     },
   });
+  // Each cluster worker counts the same table and holds the same revocation list: the
+  // primary reports one worker's value (the largest), not their sum.
   const activeSessions = new Gauge({
     name: "auth_active_sessions",
     help: "Sessions neither revoked nor past their absolute lifetime, recounted periodically.",
     registers,
+    aggregator: "max",
   });
   let revokedSessionCacheSize: () => number = () => 0;
   new Gauge({
     name: "auth_revoked_session_cache_size",
     help: "Entries in the in-memory revoked-session cache.",
     registers,
+    aggregator: "max",
     collect() {
       this.set(revokedSessionCacheSize());
     },
@@ -151,5 +155,28 @@ export function createMetrics({ registry, poolUsage }: MetricsOptions): ServiceM
     registerRevokedSessionCache(size) {
       revokedSessionCacheSize = size;
     },
+  };
+}
+
+/** The cluster primary's own series, served beside its workers' aggregated ones. */
+export interface ClusterMetrics {
+  /** Workers listening now. */
+  workers: Gauge;
+  /** Workers replaced after exiting unexpectedly. */
+  workerRestarts: Counter;
+}
+
+export function createClusterMetrics(registry: Registry): ClusterMetrics {
+  return {
+    workers: new Gauge({
+      name: "auth_cluster_workers",
+      help: "Cluster workers listening (WORKERS > 1).",
+      registers: [registry],
+    }),
+    workerRestarts: new Counter({
+      name: "auth_cluster_worker_restarts_total",
+      help: "Cluster workers replaced after exiting unexpectedly.",
+      registers: [registry],
+    }),
   };
 }

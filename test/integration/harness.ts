@@ -52,17 +52,26 @@ type RawUnaryCall = (
 ) => void;
 
 /** A grpc-js client for AuthService with its methods by local name (`signUp`, …). */
-function grpcRawClient(address: string): grpc.Client & Record<string, RawUnaryCall> {
+function grpcRawClient(
+  address: string,
+  channelOptions: grpc.ChannelOptions = {},
+): grpc.Client & Record<string, RawUnaryCall> {
   const Constructor = grpc.makeGenericClientConstructor(
     grpcClientDefinition(AuthService),
     "AuthService",
   );
-  return new Constructor(address, grpc.credentials.createInsecure()) as never;
+  return new Constructor(address, grpc.credentials.createInsecure(), channelOptions) as never;
 }
 
-/** A promise-returning grpc-js AuthService client; close it when done. */
-export function connectGrpc(address: string): { client: GrpcAuthClient; close(): void } {
-  const raw = grpcRawClient(address);
+/**
+ * A promise-returning grpc-js AuthService client; close it when done. Clients share their
+ * connection to an address unless `channelOptions` say otherwise.
+ */
+export function connectGrpc(
+  address: string,
+  channelOptions: grpc.ChannelOptions = {},
+): { client: GrpcAuthClient; close(): void } {
+  const raw = grpcRawClient(address, channelOptions);
   return { client: promisedGrpcClient(raw), close: () => raw.close() };
 }
 

@@ -148,12 +148,25 @@ describe("loadConfig", () => {
     ["ARGON2_TIME_COST", { ARGON2_TIME_COST: "0" }],
     ["ARGON2_PARALLELISM", { ARGON2_PARALLELISM: "0" }],
     ["LOG_LEVEL", { LOG_LEVEL: "loud" }],
+    ["WORKERS", { WORKERS: "0", DATABASE_URL: "postgres://db/auth" }],
+    ["WORKERS", { WORKERS: "auto", DATABASE_URL: "postgres://db/auth" }],
+    ["WORKERS", { WORKERS: "65", DATABASE_URL: "postgres://db/auth" }],
+    ["WORKERS", { WORKERS: "2" }],
   ])("refuses a bad %s with a one-line ConfigError naming it (%j)", (variable, env) => {
     const error = configError(env);
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as ConfigError).message;
     expect(message).toContain(variable);
     expect(message).not.toMatch(/[\r\n]/);
+  });
+
+  it("runs one process unless WORKERS says more, which needs PostgreSQL", () => {
+    expect(loadConfig({}).workers).toBe(1);
+    expect(loadConfig({ WORKERS: "1" }).workers).toBe(1);
+    expect(loadConfig({ WORKERS: "4", DATABASE_URL: "postgres://db/auth" }).workers).toBe(4);
+    expect((configError({ WORKERS: "2" }) as ConfigError).message).toBe(
+      "Invalid setting WORKERS: more than 1 needs DATABASE_URL (the embedded PGlite cannot be shared by processes)",
+    );
   });
 
   it("does not echo JWT_SECRET in its error", () => {
