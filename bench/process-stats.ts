@@ -23,20 +23,39 @@ export interface ProcessUsage {
   peakRssMib: number;
 }
 
+/** A process and its descendants (the workers of WORKERS > 1), from /proc's children lists. */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .trim()
+      .split(" ")
+      .filter((text) => text !== "")
+      .map(Number);
+  } catch {
+    // Gone already, or no children list: the process alone.
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
 /**
- * Samples a process's CPU time and RSS every 50 ms until stopped. A process that exits
- * meanwhile keeps its last sample, so generators can be watched to their end.
+ * Samples the CPU time and RSS of a process and its descendants every 50 ms until stopped;
+ * both are sums over the processes found at the start. A process that exits meanwhile keeps
+ * its last sample, so generators can be watched to their end.
  */
 export function watchProcess(pid: number): { stop(): ProcessUsage } {
-  const startCpu = cpuSeconds(pid);
+  const pids = processTree(pid);
+  const total = (measure: (one: number) => number) =>
+    pids.reduce((sum, one) => sum + measure(one), 0);
+  const startCpu = total(cpuSeconds);
   const startTime = performance.now();
   let lastCpu = startCpu;
   let lastTime = startTime;
-  let peakRssMib = memoryMib(pid, "VmRSS");
+  let peakRssMib = total((one) => memoryMib(one, "VmRSS"));
   const sample = () => {
     try {
-      const cpu = cpuSeconds(pid);
-      peakRssMib = Math.max(peakRssMib, memoryMib(pid, "VmRSS"));
+      const cpu = total(cpuSeconds);
+      peakRssMib = Math.max(peakRssMib, total((one) => memoryMib(one, "VmRSS")));
       lastCpu = cpu;
       lastTime = performance.now();
     } catch {
