@@ -55,7 +55,10 @@ export function watchProcess(pid: number): { stop(): ProcessUsage } {
   const sample = () => {
     try {
       const cpu = total(cpuSeconds);
-      peakRssMib = Math.max(peakRssMib, total((one) => memoryMib(one, "VmRSS")));
+      peakRssMib = Math.max(
+        peakRssMib,
+        total((one) => memoryMib(one, "VmRSS")),
+      );
       lastCpu = cpu;
       lastTime = performance.now();
     } catch {

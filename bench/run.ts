@@ -8,7 +8,9 @@
  *   BENCH_DATABASE_URL     PostgreSQL URL; unset means PGlite in a temporary DATA_DIR
  *   BENCH_DISTINCT_TOKENS  tokens minted for the all-distinct Verify rows (default 8000)
  *   BENCH_CPU_PROF         1 = run the service with --cpu-prof (profiles in bench/results/)
- * ARGON2_* settings apply to both the service and the raw argon2id baseline.
+ * The service gets this environment too: WORKERS=2 measures the multi-process mode (its CPU
+ * and RSS are summed over the processes), and ARGON2_* apply to both the service and the raw
+ * argon2id baseline.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -42,6 +44,8 @@ const distinctTokens = Number(process.env.BENCH_DISTINCT_TOKENS ?? 8_000);
 const realisticTokens = 10_000;
 const databaseUrl = process.env.BENCH_DATABASE_URL;
 const cpuProfile = process.env.BENCH_CPU_PROF === "1";
+/** The service's WORKERS setting, passed through to it. */
+const workers = Number(process.env.WORKERS ?? 1);
 
 interface Measurement {
   requests: number;
@@ -398,6 +402,20 @@ async function main(): Promise<void> {
     await callAll(baselineSession, `${AUTH}/Verify`, [baselineVerifyFrame], 1);
     baselineSession.close();
     session.close();
+    // The realistic mix is the steady state, where every token has been seen before: each
+    // token is verified once first (once per pass; connections go to workers in turn, so
+    // WORKERS passes let each worker see most of them).
+    const warmPasses = !selected || selected.includes("verify-realistic") ? workers : 0;
+    for (let pass = 0; pass < warmPasses; pass++) {
+      await generatorRun(serverPid, {
+        kind: "verify-once",
+        port: service.port,
+        concurrency: 64,
+        durationMs: 120_000,
+        maxRequests: realisticTokens,
+        tokensFile: realisticFile,
+      });
+    }
     stopPreparing();
 
     const durationMs = durationSeconds * 1000;
@@ -559,6 +577,7 @@ async function main(): Promise<void> {
       loadAverageBefore: loadBefore,
       loadAverageAfter: loadavg(),
       database: databaseUrl ? "postgresql" : "pglite",
+      workers,
       durationSeconds,
       argon2: {
         memoryKib: process.env.ARGON2_MEMORY_KIB ?? "19456",
@@ -571,7 +590,7 @@ async function main(): Promise<void> {
     const file = join(RESULTS, `bench-${report.time.replace(/[:.]/g, "-")}.json`);
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
     console.log(
-      `\nauth-service bench: ${report.database}, ${report.machine.cpus} cores (${report.machine.cpuModel}), node ${process.version}, ${durationSeconds}s per row, load average ${loadBefore.map((v) => v.toFixed(2)).join(" ")} before, ${report.loadAverageAfter.map((v) => v.toFixed(2)).join(" ")} after`,
+      `\nauth-service bench: ${report.database}, WORKERS=${workers}, ${report.machine.cpus} cores (${report.machine.cpuModel}), node ${process.version}, ${durationSeconds}s per row, load average ${loadBefore.map((v) => v.toFixed(2)).join(" ")} before, ${report.loadAverageAfter.map((v) => v.toFixed(2)).join(" ")} after`,
     );
     printTable(rows);
     console.log(
