@@ -104,6 +104,95 @@ export async function lockRefreshToken(
   };
 }
 
+export interface Rotation {
+  /** The presented token. */
+  tokenHash: Uint8Array;
+  /** The token that replaces it. */
+  nextTokenHash: Uint8Array;
+  now: Date;
+  /** The next token's expire time, unless its session ends sooner. */
+  nextExpireTime: Date;
+}
+
+/** A token rotated by rotateUsableRefreshToken: its session and user, and the next token's end. */
+export interface RotatedRefreshToken {
+  sessionId: string;
+  user: User;
+  nextExpireTime: Date;
+}
+
+/**
+ * Rotates a refresh token in one statement, outside any transaction: marks it used and inserts
+ * the next one, provided the token is unused and unexpired and its session neither revoked nor
+ * expired (what lockUsableToken requires; disabling a user revokes their sessions). Undefined
+ * otherwise: the caller then takes the locking path, which tells why. Concurrent rotations of one
+ * token queue on its row and the UPDATE re-checks `use_time` after the wait, so one wins.
+ * The session row is not locked, so a revocation committing meanwhile can go unseen. That is as if
+ * the rotation ran just before it: the new refresh token's session is revoked, and revocation
+ * checks refuse the new access token by its session id, whenever it was issued.
+ */
+export async function rotateUsableRefreshToken(
+  db: Database,
+  rotation: Rotation,
+): Promise<RotatedRefreshToken | undefined> {
+  const { tokenHash, nextTokenHash, now, nextExpireTime } = rotation;
+  const row = await db
+    .with("used", (qb) =>
+      qb
+        .updateTable("refresh_tokens as t")
+        .from(["sessions as s", "users as u"])
+        .set({ use_time: now })
+        .whereRef("s.id", "=", "t.session_id")
+        .whereRef("u.id", "=", "s.user_id")
+        .where("t.token_hash", "=", tokenHash)
+        .where("t.use_time", "is", null)
+        .where("t.expire_time", ">", now)
+        .where("s.revoke_time", "is", null)
+        .where("s.expire_time", ">", now)
+        .returning([
+          "t.session_id",
+          "s.expire_time as session_expire_time",
+          "u.id",
+          "u.username",
+          "u.email",
+          "u.phone_number",
+          "u.first_name",
+          "u.last_name",
+          "u.create_time",
+        ]),
+    )
+    .with("next", (qb) =>
+      qb
+        .insertInto("refresh_tokens")
+        .columns(["token_hash", "parent_hash", "session_id", "create_time", "expire_time"])
+        .expression((eb) =>
+          eb
+            .selectFrom("used")
+            .select((eb) => [
+              eb.val(nextTokenHash).as("token_hash"),
+              eb.val(tokenHash).as("parent_hash"),
+              "used.session_id",
+              eb.val(now).as("create_time"),
+              eb
+                .fn<Date>("least", [eb.val(nextExpireTime), "used.session_expire_time"])
+                .as("expire_time"),
+            ]),
+        )
+        .returning("expire_time as next_expire_time"),
+    )
+    .selectFrom(["used", "next"])
+    .selectAll()
+    .executeTakeFirst();
+  if (row === undefined) {
+    return undefined;
+  }
+  return {
+    sessionId: row.session_id,
+    user: userFromRow(row),
+    nextExpireTime: row.next_expire_time,
+  };
+}
+
 /** Marks a refresh token as rotated; presenting it again is then reuse. */
 export async function markRefreshTokenUsed(
   db: Database,

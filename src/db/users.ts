@@ -19,7 +19,7 @@ const UNIQUE_INDEX_FIELDS: Record<string, IdentifierKind> = {
 };
 
 /** Rows stay in storage: this is the one place a user row becomes a domain user. */
-export function userFromRow(row: Omit<UserRow, "disable_time">): User {
+export function userFromRow(row: Omit<UserRow, "disable_time" | "password_hash">): User {
   return {
     id: row.id,
     username: row.username,

@@ -14,6 +14,7 @@ import {
   markRefreshTokenUsed,
   revokeSession,
   revokeUserSessions,
+  rotateUsableRefreshToken,
 } from "../db/sessions.js";
 import type { AccessTokenIssuer } from "./access-tokens.js";
 
@@ -54,6 +55,11 @@ const REFRESH_TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
 
 function hashRefreshToken(token: string): Uint8Array {
   return createHash("sha256").update(token).digest();
+}
+
+function generateRefreshToken(): { token: string; tokenHash: Uint8Array } {
+  const token = randomBytes(32).toString("base64url");
+  return { token, tokenHash: hashRefreshToken(token) };
 }
 
 /** Hashes a presented token after checking its form; only hashes are ever stored or compared. */
@@ -168,14 +174,14 @@ export function createSessions(options: SessionsOptions): Sessions {
     sessionExpireTime: Date,
     parentHash?: Uint8Array,
   ) {
-    const token = randomBytes(32).toString("base64url");
+    const { token, tokenHash } = generateRefreshToken();
     const expireTime = new Date(
       Math.min(now.getTime() + refreshTokenTtlMs, sessionExpireTime.getTime()),
     );
     return {
       token,
       record: {
-        tokenHash: hashRefreshToken(token),
+        tokenHash,
         parentHash,
         sessionId,
         createTime: now,
@@ -187,14 +193,15 @@ export function createSessions(options: SessionsOptions): Sessions {
   function tokenPair(
     user: User,
     sessionId: string,
-    refresh: { token: string; record: { expireTime: Date } },
+    refreshToken: string,
+    refreshTokenExpireTime: Date,
   ): TokenPair {
     const access = issueAccessToken(user, sessionId);
     return {
       accessToken: access.token,
       accessTokenExpireTime: access.expireTime,
-      refreshToken: refresh.token,
-      refreshTokenExpireTime: refresh.record.expireTime,
+      refreshToken,
+      refreshTokenExpireTime,
     };
   }
 
@@ -209,13 +216,27 @@ export function createSessions(options: SessionsOptions): Sessions {
         await insertRefreshToken(trx, refresh.record);
       });
       audit({ event: "login_succeeded", caller, userId: user.id, sessionId });
-      return tokenPair(user, sessionId, refresh);
+      return tokenPair(user, sessionId, refresh.token, refresh.record.expireTime);
     },
 
     async refresh(refreshToken, caller) {
       const tokenHash = presentedTokenHash(refreshToken);
       const now = new Date(clock());
-      // The row lock makes concurrent refreshes of one token take turns: exactly one rotates it.
+      // The common case, an unused token of a live session, in one statement.
+      const nextToken = generateRefreshToken();
+      const rotated = await rotateUsableRefreshToken(db, {
+        tokenHash,
+        nextTokenHash: nextToken.tokenHash,
+        now,
+        nextExpireTime: new Date(now.getTime() + refreshTokenTtlMs),
+      });
+      if (rotated !== undefined) {
+        const { user, sessionId, nextExpireTime } = rotated;
+        audit({ event: "refresh", caller, userId: user.id, sessionId, reason: "rotation" });
+        return tokenPair(user, sessionId, nextToken.token, nextExpireTime);
+      }
+      // Anything else (reuse, grace, revoked, expired, unknown) is decided under the row lock,
+      // which makes concurrent refreshes of one token take turns: exactly one rotates it.
       // Rejections are returned, not thrown, so that a reuse revocation commits.
       const outcome = await db.transaction().execute(async (trx) => {
         const check = await lockUsableToken(trx, tokenHash, now, reuseGraceMs);
@@ -245,7 +266,7 @@ export function createSessions(options: SessionsOptions): Sessions {
         sessionId,
         reason: graceReuse ? "grace_reuse" : "rotation",
       });
-      return tokenPair(user, sessionId, next);
+      return tokenPair(user, sessionId, next.token, next.record.expireTime);
     },
 
     async logout(refreshToken, allSessions, caller) {

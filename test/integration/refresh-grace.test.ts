@@ -88,6 +88,20 @@ describe("REFRESH_REUSE_GRACE=10s", () => {
     expect(grandparent.reason).toBe("REFRESH_TOKEN_REUSED");
   });
 
+  it("lets one of five concurrent refreshes rotate, two more through the grace, then revokes", async () => {
+    const { tokens } = await signUpAndLogin(server);
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => server.grpc.refresh({ refreshToken: tokens.refreshToken })),
+    );
+    expect(results.filter((result) => result.status === "fulfilled")).toHaveLength(3);
+    const reasons = await Promise.all(
+      results
+        .filter((result) => result.status === "rejected")
+        .map(async (result) => (await grpcFailure(Promise.reject(result.reason))).reason),
+    );
+    expect(reasons.sort()).toEqual(["REFRESH_TOKEN_REUSED", "SESSION_REVOKED"]);
+  });
+
   it("serves two clients refreshing one token at once, in one session", async () => {
     const { tokens } = await signUpAndLogin(server);
     const both = await Promise.all([

@@ -7,6 +7,7 @@ import { status } from "@grpc/grpc-js";
 import jwt from "jsonwebtoken";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  type GrpcAuthClient,
   grpcFailure,
   newUser,
   signUpAndLogin,
@@ -284,6 +285,41 @@ describe("Logout", () => {
       password: input.password,
     });
     await server.grpc.verify({ accessToken: relogin.tokens?.accessToken ?? "" });
+  });
+
+  it("leaves a refresh racing it either refused or with tokens its revoked session refuses", async () => {
+    for (let round = 0; round < 10; round++) {
+      const { tokens } = await signUpAndLogin(server);
+      const { refreshToken } = tokens;
+      let refreshCall: ReturnType<GrpcAuthClient["refresh"]>;
+      let logoutCall: ReturnType<GrpcAuthClient["logout"]>;
+      // Sent in either order, so that either may reach the database first.
+      if (round % 2 === 0) {
+        refreshCall = server.grpc.refresh({ refreshToken });
+        logoutCall = server.grpc.logout({ refreshToken });
+      } else {
+        logoutCall = server.grpc.logout({ refreshToken });
+        refreshCall = server.grpc.refresh({ refreshToken });
+      }
+      const [refresh, logout] = await Promise.allSettled([refreshCall, logoutCall]);
+      if (logout.status === "rejected") {
+        // The refresh came first: the logout presented a rotated token.
+        expect((await grpcFailure(Promise.reject(logout.reason))).reason).toBe(
+          "REFRESH_TOKEN_REUSED",
+        );
+      }
+      if (refresh.status === "rejected") {
+        expect((await grpcFailure(Promise.reject(refresh.reason))).reason).toBe("SESSION_REVOKED");
+        continue;
+      }
+      const next = refresh.value.tokens;
+      expect(
+        (await grpcFailure(server.grpc.refresh({ refreshToken: next?.refreshToken ?? "" }))).reason,
+      ).toBe("SESSION_REVOKED");
+      expect(
+        (await grpcFailure(server.grpc.verify({ accessToken: next?.accessToken ?? "" }))).reason,
+      ).toBe("SESSION_REVOKED");
+    }
   });
 
   it("validates its token like Refresh does", async () => {
