@@ -6,7 +6,7 @@
  *   BENCH_CONCURRENCY      concurrent streams per scenario (default "1,16,64,256")
  *   BENCH_SCENARIOS        only these scenarios, comma-separated (default: all)
  *   BENCH_DATABASE_URL     PostgreSQL URL; unset means PGlite in a temporary DATA_DIR
- *   BENCH_DISTINCT_TOKENS  tokens minted for the all-distinct Verify rows (default 8000)
+ *   BENCH_DISTINCT_TOKENS  tokens minted for the all-distinct Verify rows (default 24000)
  *   BENCH_CPU_PROF         1 = run the service with --cpu-prof (profiles in bench/results/)
  * The service gets this environment too: WORKERS=2 measures the multi-process mode (its CPU
  * and RSS are summed over the processes), and ARGON2_* apply to both the service and the raw
@@ -40,7 +40,7 @@ const concurrencies = (process.env.BENCH_CONCURRENCY ?? "1,16,64,256")
   .split(",")
   .map((text) => Number(text.trim()));
 const selected = process.env.BENCH_SCENARIOS?.split(",").map((name) => name.trim());
-const distinctTokens = Number(process.env.BENCH_DISTINCT_TOKENS ?? 8_000);
+const distinctTokens = Number(process.env.BENCH_DISTINCT_TOKENS ?? 24_000);
 const realisticTokens = 10_000;
 const databaseUrl = process.env.BENCH_DATABASE_URL;
 const cpuProfile = process.env.BENCH_CPU_PROF === "1";
@@ -198,7 +198,11 @@ function generatorMeasurement(result: GeneratorResult): Measurement {
 
 async function argon2Run(operation: "verify" | "hash", concurrency: number) {
   const job = { operation, concurrency, durationMs: durationSeconds * 1000 };
-  const child = tsxNode("bench/argon2-baseline.ts", [JSON.stringify(job)]);
+  // The baseline reads only the ARGON2_* settings; one process, whatever the service's WORKERS.
+  const child = tsxNode("bench/argon2-baseline.ts", [JSON.stringify(job)], {
+    ...process.env,
+    WORKERS: "1",
+  });
   const usage = watchProcess(child.pid as number);
   const result = JSON.parse(await childOutput(child)) as GeneratorResult & { cpuCores: number };
   const { peakRssMib } = usage.stop();
