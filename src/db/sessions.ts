@@ -58,6 +58,17 @@ export async function insertRefreshToken(db: Database, token: NewRefreshToken): 
     .execute();
 }
 
+/** The columns of a token's user (table alias `u`) that userFromRow reads. */
+const tokenUserColumns = [
+  "u.id",
+  "u.username",
+  "u.email",
+  "u.phone_number",
+  "u.first_name",
+  "u.last_name",
+  "u.create_time",
+] as const;
+
 /**
  * Finds a refresh token by hash and locks its row and its session's row
  * (SELECT … FOR UPDATE), so concurrent rotations of one token run one after another.
@@ -78,14 +89,7 @@ export async function lockRefreshToken(
       "t.reuse_count as token_reuse_count",
       "s.expire_time as session_expire_time",
       "s.revoke_time as session_revoke_time",
-      "u.id",
-      "u.username",
-      "u.email",
-      "u.phone_number",
-      "u.first_name",
-      "u.last_name",
-      "u.password_hash",
-      "u.create_time",
+      ...tokenUserColumns,
     ])
     .where("t.token_hash", "=", tokenHash)
     .forUpdate(["t", "s"])
@@ -149,17 +153,7 @@ export async function rotateUsableRefreshToken(
         .where("t.expire_time", ">", now)
         .where("s.revoke_time", "is", null)
         .where("s.expire_time", ">", now)
-        .returning([
-          "t.session_id",
-          "s.expire_time as session_expire_time",
-          "u.id",
-          "u.username",
-          "u.email",
-          "u.phone_number",
-          "u.first_name",
-          "u.last_name",
-          "u.create_time",
-        ]),
+        .returning(["t.session_id", "s.expire_time as session_expire_time", ...tokenUserColumns]),
     )
     .with("next", (qb) =>
       qb
