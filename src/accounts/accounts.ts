@@ -97,8 +97,10 @@ export function createAccounts({
         });
         throw invalidCredentials();
       }
-      await rateLimiter.reset("login_identifier", subject);
-      await rateLimiter.refund("login_address", caller.clientAddress);
+      await rateLimiter.settle(
+        { rule: "login_identifier", subject },
+        { rule: "login_address", subject: caller.clientAddress },
+      );
       if (hasher.needsRehash(stored.passwordHash)) {
         await updatePasswordHash(db, stored.user.id, await hasher.hash(password, caller.signal));
       }

@@ -3,15 +3,15 @@ import { AuthError } from "../auth-error.js";
 import type { Clock } from "../clock.js";
 import type { RateLimit } from "../config.js";
 import type { Database } from "../db/database.js";
-import {
-  hitRateLimit,
-  pruneRateLimits,
-  refundRateLimit,
-  resetRateLimit,
-} from "../db/rate-limits.js";
+import { hitRateLimit, pruneRateLimits, resetAndRefundRateLimits } from "../db/rate-limits.js";
 
 /** What is limited: failed logins per identifier and per client address, sign-ups per address. */
 export type RateLimitRule = "login_identifier" | "login_address" | "signup_address";
+
+export interface RateLimitSubject {
+  rule: RateLimitRule;
+  subject: string;
+}
 
 export interface RateLimiterOptions {
   db: Database;
@@ -22,10 +22,11 @@ export interface RateLimiterOptions {
 export interface RateLimiter {
   /** Counts an attempt; RATE_LIMITED (with the wait) when it may not proceed. */
   consume(rule: RateLimitRule, subject: string): Promise<void>;
-  /** Forgets every attempt of a subject. */
-  reset(rule: RateLimitRule, subject: string): Promise<void>;
-  /** Takes one counted attempt back. */
-  refund(rule: RateLimitRule, subject: string): Promise<void>;
+  /**
+   * After a success: forgets every attempt of the `reset` subject and takes one counted
+   * attempt back from the `refund` subject, in one database round trip.
+   */
+  settle(reset: RateLimitSubject, refund: RateLimitSubject): Promise<void>;
   /** Deletes counters too old to matter; run now and then. */
   prune(): Promise<void>;
 }
@@ -63,8 +64,12 @@ export function createRateLimiter({ db, clock, rules }: RateLimiterOptions): Rat
         });
       }
     },
-    reset: (rule, subject) => resetRateLimit(db, rateLimitKey(rule, subject)),
-    refund: (rule, subject) => refundRateLimit(db, rateLimitKey(rule, subject)),
+    settle: (reset, refund) =>
+      resetAndRefundRateLimits(
+        db,
+        rateLimitKey(reset.rule, reset.subject),
+        rateLimitKey(refund.rule, refund.subject),
+      ),
     prune: () => pruneRateLimits(db, new Date(clock() - MAX_BACKOFF_MS - longestWindowMs)),
   };
 }

@@ -55,17 +55,21 @@ export async function hitRateLimit(db: Database, hit: RateLimitHit): Promise<Rat
   };
 }
 
-/** Forgets a subject's attempts (a successful login resets its identifier). */
-export async function resetRateLimit(db: Database, key: Uint8Array): Promise<void> {
-  await db.deleteFrom("rate_limits").where("key", "=", key).execute();
-}
-
-/** Takes one attempt back (a successful login does not count against its address). */
-export async function refundRateLimit(db: Database, key: Uint8Array): Promise<void> {
+/**
+ * After a success, in one statement: forgets every attempt of one key (a login resets its
+ * identifier) and takes one attempt back from another (a login does not count against its
+ * address).
+ */
+export async function resetAndRefundRateLimits(
+  db: Database,
+  resetKey: Uint8Array,
+  refundKey: Uint8Array,
+): Promise<void> {
   await db
+    .with("reset", (qb) => qb.deleteFrom("rate_limits").where("key", "=", resetKey))
     .updateTable("rate_limits")
     .set((eb) => ({ hits: sql<number>`greatest(${eb.ref("hits")} - 1, 0)` }))
-    .where("key", "=", key)
+    .where("key", "=", refundKey)
     .execute();
 }
 

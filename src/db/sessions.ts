@@ -33,15 +33,40 @@ export interface LockedRefreshToken {
 
 export type RevokeReason = "logout" | "refresh_token_reused" | "user_disabled" | "admin";
 
-export async function insertSession(db: Database, session: NewSession): Promise<void> {
+/**
+ * Starts a session with its first refresh token, in one statement: no transaction round
+ * trips on the Login path. The token's row is built from the session's RETURNING, so it is
+ * written with (and only with) its session.
+ */
+export async function insertSession(
+  db: Database,
+  session: NewSession,
+  firstToken: Omit<NewRefreshToken, "sessionId" | "parentHash">,
+): Promise<void> {
   await db
-    .insertInto("sessions")
-    .values({
-      id: session.id,
-      user_id: session.userId,
-      create_time: session.createTime,
-      expire_time: session.expireTime,
-    })
+    .with("session", (qb) =>
+      qb
+        .insertInto("sessions")
+        .values({
+          id: session.id,
+          user_id: session.userId,
+          create_time: session.createTime,
+          expire_time: session.expireTime,
+        })
+        .returning("id"),
+    )
+    .insertInto("refresh_tokens")
+    .columns(["token_hash", "session_id", "create_time", "expire_time"])
+    .expression((eb) =>
+      eb
+        .selectFrom("session")
+        .select((eb) => [
+          eb.val(firstToken.tokenHash).as("token_hash"),
+          "session.id",
+          eb.val(firstToken.createTime).as("create_time"),
+          eb.val(firstToken.expireTime).as("expire_time"),
+        ]),
+    )
     .execute();
 }
 

@@ -211,10 +211,11 @@ export function createSessions(options: SessionsOptions): Sessions {
       const sessionId = randomUUID();
       const expireTime = new Date(now.getTime() + sessionMaxAgeMs);
       const refresh = newRefreshToken(sessionId, now, expireTime);
-      await db.transaction().execute(async (trx) => {
-        await insertSession(trx, { id: sessionId, userId: user.id, createTime: now, expireTime });
-        await insertRefreshToken(trx, refresh.record);
-      });
+      await insertSession(
+        db,
+        { id: sessionId, userId: user.id, createTime: now, expireTime },
+        refresh.record,
+      );
       audit({ event: "login_succeeded", caller, userId: user.id, sessionId });
       return tokenPair(user, sessionId, refresh.token, refresh.record.expireTime);
     },
