@@ -111,6 +111,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     url: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.databasePoolSize,
+    preparedStatements: config.databasePreparedStatements,
     onQuery: tracer && databaseSpanRecorder(tracer),
   });
   const metrics = createMetrics({

@@ -44,6 +44,7 @@ async function withDatabase<T>(config: Config, run: (db: Database) => Promise<T>
     url: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.databasePoolSize,
+    preparedStatements: config.databasePreparedStatements,
   });
   try {
     // Admin commands may run before the first `serve`: the schema must be there.

@@ -64,6 +64,8 @@ export interface Config {
   /** Processes serving the ports; more than 1 runs a node:cluster primary (src/cluster.ts). */
   workers: number;
   databasePoolSize: number;
+  /** Queries as named prepared statements (PostgreSQL only). */
+  databasePreparedStatements: boolean;
   activeSessionsIntervalMs: number;
   /** OTLP/HTTP collector base URL; undefined turns tracing off. */
   otlpEndpoint: string | undefined;
@@ -108,10 +110,11 @@ const rate = (fallback: string) =>
       return { limit, windowMs };
     });
 
-const flag = z
-  .enum(["true", "false", "1", "0"])
-  .default("false")
-  .transform((text) => text === "true" || text === "1");
+const flag = (byDefault: boolean) =>
+  z
+    .enum(["true", "false", "1", "0"])
+    .default(byDefault ? "true" : "false")
+    .transform((text) => text === "true" || text === "1");
 
 export const environmentSchema = z
   .object({
@@ -132,6 +135,9 @@ export const environmentSchema = z
       .describe("PostgreSQL URL; unset means the embedded PGlite in DATA_DIR."),
     DATABASE_POOL_SIZE: integer(10, 1, 1000).describe(
       "PostgreSQL connections per process (the pg pool's max; each of WORKERS has its own).",
+    ),
+    DATABASE_PREPARED_STATEMENTS: flag(true).describe(
+      "Send queries as named prepared statements, planned once per connection (false for a pooler without prepared-statement support).",
     ),
     DATA_DIR: z
       .string()
@@ -198,7 +204,7 @@ export const environmentSchema = z
     ),
     RATE_LIMIT_LOGIN_ADDRESS: rate("100/15m").describe("Failed logins per client address."),
     RATE_LIMIT_SIGNUP_ADDRESS: rate("20/1h").describe("Sign-ups per client address."),
-    TRUST_PROXY: flag.describe(
+    TRUST_PROXY: flag(false).describe(
       "Take the client address from the first x-forwarded-for hop (behind a trusted proxy).",
     ),
     REFRESH_REUSE_GRACE: duration("0s")
@@ -300,6 +306,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     adminPort: e.ADMIN_PORT,
     workers: e.WORKERS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     activeSessionsIntervalMs: e.ACTIVE_SESSIONS_INTERVAL,
     otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
     serviceName: e.OTEL_SERVICE_NAME,

@@ -1,7 +1,7 @@
 import { sql } from "kysely";
 import type { User } from "../accounts/user.js";
-import type { Database } from "./database.js";
-import { userFromRow } from "./users.js";
+import { compiledOnce, type Database } from "./database.js";
+import { userColumns, userFromRow } from "./users.js";
 
 export interface NewSession {
   id: string;
@@ -84,15 +84,7 @@ export async function insertRefreshToken(db: Database, token: NewRefreshToken): 
 }
 
 /** The columns of a token's user (table alias `u`) that userFromRow reads. */
-const tokenUserColumns = [
-  "u.id",
-  "u.username",
-  "u.email",
-  "u.phone_number",
-  "u.first_name",
-  "u.last_name",
-  "u.create_time",
-] as const;
+const tokenUserColumns = userColumns.map((column) => `u.${column}` as const);
 
 /**
  * Finds a refresh token by hash and locks its row and its session's row
@@ -150,6 +142,54 @@ export interface RotatedRefreshToken {
   nextExpireTime: Date;
 }
 
+/** The rotation statement, compiled once: it runs on every Refresh. */
+const rotationPlaceholders: Rotation = {
+  tokenHash: new Uint8Array(),
+  nextTokenHash: new Uint8Array(),
+  now: new Date(0),
+  nextExpireTime: new Date(0),
+};
+const rotateUsable = compiledOnce(
+  rotationPlaceholders,
+  (db, { tokenHash, nextTokenHash, now, nextExpireTime }) =>
+    db
+      .with("used", (qb) =>
+        qb
+          .updateTable("refresh_tokens as t")
+          .from(["sessions as s", "users as u"])
+          .set({ use_time: now })
+          .whereRef("s.id", "=", "t.session_id")
+          .whereRef("u.id", "=", "s.user_id")
+          .where("t.token_hash", "=", tokenHash)
+          .where("t.use_time", "is", null)
+          .where("t.expire_time", ">", now)
+          .where("s.revoke_time", "is", null)
+          .where("s.expire_time", ">", now)
+          .returning(["t.session_id", "s.expire_time as session_expire_time", ...tokenUserColumns]),
+      )
+      .with("next", (qb) =>
+        qb
+          .insertInto("refresh_tokens")
+          .columns(["token_hash", "parent_hash", "session_id", "create_time", "expire_time"])
+          .expression((eb) =>
+            eb
+              .selectFrom("used")
+              .select((eb) => [
+                eb.val(nextTokenHash).as("token_hash"),
+                eb.val(tokenHash).as("parent_hash"),
+                "used.session_id",
+                eb.val(now).as("create_time"),
+                eb
+                  .fn<Date>("least", [eb.val(nextExpireTime), "used.session_expire_time"])
+                  .as("expire_time"),
+              ]),
+          )
+          .returning("expire_time as next_expire_time"),
+      )
+      .selectFrom(["used", "next"])
+      .selectAll(),
+);
+
 /**
  * Rotates a refresh token in one statement, outside any transaction: marks it used and inserts
  * the next one, provided the token is unused and unexpired and its session neither revoked nor
@@ -164,44 +204,7 @@ export async function rotateUsableRefreshToken(
   db: Database,
   rotation: Rotation,
 ): Promise<RotatedRefreshToken | undefined> {
-  const { tokenHash, nextTokenHash, now, nextExpireTime } = rotation;
-  const row = await db
-    .with("used", (qb) =>
-      qb
-        .updateTable("refresh_tokens as t")
-        .from(["sessions as s", "users as u"])
-        .set({ use_time: now })
-        .whereRef("s.id", "=", "t.session_id")
-        .whereRef("u.id", "=", "s.user_id")
-        .where("t.token_hash", "=", tokenHash)
-        .where("t.use_time", "is", null)
-        .where("t.expire_time", ">", now)
-        .where("s.revoke_time", "is", null)
-        .where("s.expire_time", ">", now)
-        .returning(["t.session_id", "s.expire_time as session_expire_time", ...tokenUserColumns]),
-    )
-    .with("next", (qb) =>
-      qb
-        .insertInto("refresh_tokens")
-        .columns(["token_hash", "parent_hash", "session_id", "create_time", "expire_time"])
-        .expression((eb) =>
-          eb
-            .selectFrom("used")
-            .select((eb) => [
-              eb.val(nextTokenHash).as("token_hash"),
-              eb.val(tokenHash).as("parent_hash"),
-              "used.session_id",
-              eb.val(now).as("create_time"),
-              eb
-                .fn<Date>("least", [eb.val(nextExpireTime), "used.session_expire_time"])
-                .as("expire_time"),
-            ]),
-        )
-        .returning("expire_time as next_expire_time"),
-    )
-    .selectFrom(["used", "next"])
-    .selectAll()
-    .executeTakeFirst();
+  const [row] = (await rotateUsable(db, rotation)).rows;
   if (row === undefined) {
     return undefined;
   }

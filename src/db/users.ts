@@ -18,6 +18,20 @@ const UNIQUE_INDEX_FIELDS: Record<string, IdentifierKind> = {
   users_phone_number_key: "phone_number",
 };
 
+/**
+ * The columns a domain user is made of. Listed, never `*`: a statement prepared on a live
+ * connection must keep its result columns when a later migration adds one.
+ */
+export const userColumns = [
+  "id",
+  "username",
+  "email",
+  "phone_number",
+  "first_name",
+  "last_name",
+  "create_time",
+] as const;
+
 /** Rows stay in storage: this is the one place a user row becomes a domain user. */
 export function userFromRow(row: Omit<UserRow, "disable_time" | "password_hash">): User {
   return {
@@ -68,7 +82,7 @@ export async function findUserByIdentifier(
   db: Database,
   identifier: Identifier,
 ): Promise<StoredUser | undefined> {
-  let query = db.selectFrom("users").selectAll();
+  let query = db.selectFrom("users").select([...userColumns, "password_hash", "disable_time"]);
   switch (identifier.kind) {
     // lower() on both sides, as in the unique indexes, so lookups and uniqueness agree.
     case "username":
@@ -119,6 +133,10 @@ export async function setUserDisableTime(
 }
 
 export async function findUserById(db: Database, userId: string): Promise<User | undefined> {
-  const row = await db.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
+  const row = await db
+    .selectFrom("users")
+    .select(userColumns)
+    .where("id", "=", userId)
+    .executeTakeFirst();
   return row && userFromRow(row);
 }
