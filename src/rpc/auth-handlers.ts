@@ -63,7 +63,11 @@ export function createAuthHandlers(
   const { accounts, sessions, verifyAccessToken, revocations, jwksJson, trustProxy } = options;
   const caller = (context: CallContext): Caller => ({
     clientAddress: clientAddress(context, trustProxy),
-    signal: context.signal,
+    // Read only by what may wait (the hash queue): the gRPC adapter makes a call's signal
+    // when first asked, and a Refresh or Logout never asks.
+    get signal() {
+      return context.signal;
+    },
   });
   // A token's answer depends on the token alone. Built once per verified token (a cached
   // token comes back as the same object), so the gRPC adapter encodes it once too: the
