@@ -25,7 +25,8 @@ export interface Accounts {
   authenticate(identifier: string, password: string, caller: Caller): Promise<User>;
 }
 
-const invalidCredentials = () =>
+/** The one answer to a wrong identifier, a wrong password and a disabled user alike. */
+export const invalidCredentials = () =>
   new AuthError("INVALID_CREDENTIALS", "the identifier or the password is wrong");
 
 export function createAccounts({

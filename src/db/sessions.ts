@@ -36,23 +36,33 @@ export type RevokeReason = "logout" | "refresh_token_reused" | "user_disabled" |
 /**
  * Starts a session with its first refresh token, in one statement: no transaction round
  * trips on the Login path. The token's row is built from the session's RETURNING, so it is
- * written with (and only with) its session.
+ * written with (and only with) its session. False, and nothing written, when the user is
+ * disabled by then: the row lock (FOR SHARE) makes a concurrent `users disable` either wait
+ * for this session, and revoke it, or commit first, and be seen here.
  */
 export async function insertSession(
   db: Database,
   session: NewSession,
   firstToken: Omit<NewRefreshToken, "sessionId" | "parentHash">,
-): Promise<void> {
-  await db
+): Promise<boolean> {
+  const inserted = await db
     .with("session", (qb) =>
       qb
         .insertInto("sessions")
-        .values({
-          id: session.id,
-          user_id: session.userId,
-          create_time: session.createTime,
-          expire_time: session.expireTime,
-        })
+        .columns(["id", "user_id", "create_time", "expire_time"])
+        .expression((eb) =>
+          eb
+            .selectFrom("users")
+            .select((eb) => [
+              eb.val(session.id).as("id"),
+              "users.id",
+              eb.val(session.createTime).as("create_time"),
+              eb.val(session.expireTime).as("expire_time"),
+            ])
+            .where("users.id", "=", session.userId)
+            .where("users.disable_time", "is", null)
+            .forShare(),
+        )
         .returning("id"),
     )
     .insertInto("refresh_tokens")
@@ -67,7 +77,8 @@ export async function insertSession(
           eb.val(firstToken.expireTime).as("expire_time"),
         ]),
     )
-    .execute();
+    .executeTakeFirst();
+  return inserted.numInsertedOrUpdatedRows === 1n;
 }
 
 export async function insertRefreshToken(db: Database, token: NewRefreshToken): Promise<void> {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { invalidCredentials } from "../accounts/accounts.js";
 import type { User } from "../accounts/user.js";
 import type { AuditLog, Caller } from "../audit-log.js";
 import { AuthError } from "../auth-error.js";
@@ -42,7 +43,10 @@ export interface SessionsOptions {
 }
 
 export interface Sessions {
-  /** Starts a session for a user who just proved who they are. */
+  /**
+   * Starts a session for a user who just proved who they are; INVALID_CREDENTIALS when the
+   * user was disabled meanwhile (while their password was being checked).
+   */
   start(user: User, caller: Caller): Promise<TokenPair>;
   /** Rotates a refresh token: the presented one stops working, a new pair is returned. */
   refresh(refreshToken: string, caller: Caller): Promise<TokenPair>;
@@ -211,11 +215,16 @@ export function createSessions(options: SessionsOptions): Sessions {
       const sessionId = randomUUID();
       const expireTime = new Date(now.getTime() + sessionMaxAgeMs);
       const refresh = newRefreshToken(sessionId, now, expireTime);
-      await insertSession(
+      const started = await insertSession(
         db,
         { id: sessionId, userId: user.id, createTime: now, expireTime },
         refresh.record,
       );
+      if (!started) {
+        // Disabled while its password was being checked: the answer a disabled user gets.
+        audit({ event: "login_failed", caller, userId: user.id, reason: "disabled" });
+        throw invalidCredentials();
+      }
       audit({ event: "login_succeeded", caller, userId: user.id, sessionId });
       return tokenPair(user, sessionId, refresh.token, refresh.record.expireTime);
     },

@@ -193,3 +193,28 @@ describe("Refresh of a token that is not usable", () => {
     expect(await refusal(next.refreshToken)).toBe("SESSION_REVOKED");
   });
 });
+
+describe("Login racing `users disable`", () => {
+  it("starts no session for a user disabled after their password was checked", async () => {
+    const user = await newUser();
+    // What a Login sees: the user was enabled when looked up, and is disabled by now.
+    await createUserAdmin({ db, clock: () => now }).disable(user.id);
+    const refusal = await sessions.start(user, caller).then(
+      () => "started",
+      (error: unknown) => (error instanceof AuthError ? error.reason : String(error)),
+    );
+    expect(refusal).toBe("INVALID_CREDENTIALS");
+    expect(await storedTokens(user.id)).toEqual([]);
+    expect(audits.at(-1)).toMatchObject({
+      event: "login_failed",
+      userId: user.id,
+      reason: "disabled",
+    });
+  });
+
+  it("still starts sessions for an enabled user", async () => {
+    const { user, tokens } = await loggedIn();
+    expect(tokens.refreshToken).not.toBe("");
+    expect(await storedTokens(user.id)).toHaveLength(1);
+  });
+});
